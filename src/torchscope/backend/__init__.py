@@ -1,0 +1,52 @@
+"""The shared PyTorch backend of napari-torchscope.
+
+Every science module gets its devices, tensors and dtypes from here and nowhere else.
+
+Devices
+    :func:`get_device` turns ``device=None`` ("auto": CUDA, then Apple MPS, then CPU; the
+    environment variable ``TORCHSCOPE_DEVICE`` overrides) or a name into a ``torch.device``.
+    :func:`available_devices` lists what this machine offers.
+Arrays and tensors
+    :func:`to_tensor` and :func:`to_numpy` move data across; :func:`compute_dtype` is the dtype
+    policy (float64 stays float64 where the device supports it, everything else computes in
+    float32).
+Blocks
+    :func:`compute_blocks` computes a lazy dask array block by block as a generator of
+    progress, so long work can show progress and be stopped between blocks.
+Memory
+    :func:`on_device` runs a computation and turns a GPU out-of-memory error into a
+    :class:`DeviceMemoryError` with a clear message, or retries on the CPU when the policy says so
+    (:func:`set_oom_policy`, or ``TORCHSCOPE_OOM=cpu``).
+
+Nothing here imports torch at import time.
+"""
+
+from torchscope.backend._device import (
+    DeviceError,
+    available_devices,
+    device_name,
+    get_device,
+)
+from torchscope.backend._memory import (
+    DeviceMemoryError,
+    get_oom_policy,
+    on_device,
+    set_oom_policy,
+)
+from torchscope.backend._convert import compute_dtype, to_numpy, to_tensor
+from torchscope.backend._blocks import compute_blocks
+
+__all__ = [
+    "compute_blocks",
+    "DeviceError",
+    "DeviceMemoryError",
+    "available_devices",
+    "compute_dtype",
+    "device_name",
+    "get_device",
+    "get_oom_policy",
+    "on_device",
+    "set_oom_policy",
+    "to_numpy",
+    "to_tensor",
+]

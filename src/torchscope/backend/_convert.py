@@ -1,0 +1,89 @@
+"""Arrays in, tensors inside, arrays out; and the dtype policy."""
+
+import numpy as np
+
+from torchscope.backend._device import get_device
+
+
+def compute_dtype(dtype, device=None):
+    """The floating dtype torchscope computes in for input of ``dtype`` on ``device``.
+
+    The policy: float64 input computes in float64 (except on Apple MPS, which has no float64);
+    every other dtype (bool, integers, float16, float32) computes in float32.
+
+    Parameters
+    ----------
+    dtype : numpy dtype or anything ``np.dtype`` accepts
+    device : None, str or torch.device
+
+    Returns
+    -------
+    torch.dtype
+    """
+    import torch
+
+    dev = get_device(device)
+    if np.dtype(dtype) == np.float64 and dev.type != "mps":
+        return torch.float64
+    return torch.float32
+
+
+def to_tensor(array, *, device=None, dtype=None):
+    """An array-like as a tensor on ``device``.
+
+    On the CPU the tensor shares memory with a contiguous numpy input (no copy): callers must
+    treat it as read-only, and torchscope never writes into it.
+
+    Parameters
+    ----------
+    array : array_like
+        A numpy array, anything ``np.asarray`` accepts, or a tensor.
+    device : None, str or torch.device
+        See :func:`torchscope.backend.get_device`.
+    dtype : torch.dtype, optional
+        Convert to this dtype; default: keep the array's dtype (bool, integer or float;
+        float16 becomes float32, uint16/uint32 widen to a signed type that holds them).
+
+    Returns
+    -------
+    torch.Tensor
+    """
+    import torch
+
+    dev = get_device(device)
+    if isinstance(array, torch.Tensor):
+        return array.to(device=dev, dtype=dtype)
+    a = np.asarray(array)
+    if a.dtype.kind not in "biuf":
+        raise TypeError(
+            f"array has dtype {a.dtype}; torchscope takes bool, integer or real float arrays."
+        )
+    if not a.dtype.isnative:
+        a = a.astype(a.dtype.newbyteorder("="))
+    if a.dtype == np.float16:
+        a = a.astype(np.float32)
+    elif a.dtype == np.uint16:
+        a = a.astype(np.int32)
+    elif a.dtype in (np.uint32, np.uint64):
+        a = a.astype(np.int64)
+    t = torch.from_numpy(np.ascontiguousarray(a))
+    return t.to(device=dev, dtype=dtype)
+
+
+def to_numpy(tensor, dtype=None):
+    """A numpy array from a tensor on any device (copied to host memory).
+
+    Parameters
+    ----------
+    tensor : torch.Tensor
+    dtype : numpy dtype, optional
+        Cast to this dtype on the host.
+
+    Returns
+    -------
+    numpy.ndarray
+    """
+    a = tensor.detach().cpu().numpy()
+    if dtype is not None and a.dtype != np.dtype(dtype):
+        a = a.astype(dtype)
+    return a

@@ -1,0 +1,33 @@
+"""Shared fixtures: the ``device`` fixture runs a test on the CPU and on every GPU present."""
+
+import os
+
+import numpy as np
+import pytest
+
+# Tests must not inherit a device choice from the developer's shell.
+os.environ.pop("TORCHSCOPE_DEVICE", None)
+os.environ.pop("TORCHSCOPE_OOM", None)
+
+
+def _devices():
+    import torch
+
+    devices = ["cpu"]
+    if torch.cuda.is_available():
+        devices.append("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        devices.append("mps")
+    return devices
+
+
+@pytest.fixture(params=_devices())
+def device(request):
+    """Every device torch can use here: ``"cpu"``, plus ``"cuda"``/``"mps"`` when present."""
+    return request.param
+
+
+@pytest.fixture
+def rng():
+    """A fresh, seeded random generator per test."""
+    return np.random.default_rng(12345)
