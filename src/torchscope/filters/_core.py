@@ -52,8 +52,10 @@ def per_axis(value, ndim, name, *, allow_zero=True):
         values = (float(value),) * ndim
     else:
         try:
+            if isinstance(value, (str, bytes)):
+                raise TypeError
             values = tuple(float(v) for v in value)
-        except TypeError:
+        except (TypeError, ValueError):
             raise TypeError(
                 f"{name} must be a number or a sequence of {ndim} numbers, got {value!r}."
             ) from None
@@ -182,8 +184,18 @@ def pad(t, widths, mode, cval=0.0):
                 )
             t = out
             continue
+        # copy the core and gather only the edges (a gather along the whole axis is several
+        # times slower than a copy, especially along the last axis)
         index = torch.from_numpy(border_index(n, before, after, mode)).to(t.device)
-        t = t.index_select(axis, index)
+        shape = list(t.shape)
+        shape[axis] = n + before + after
+        out = t.new_empty(shape)
+        out.narrow(axis, before, n).copy_(t)
+        if before:
+            out.narrow(axis, 0, before).copy_(t.index_select(axis, index[:before]))
+        if after:
+            out.narrow(axis, before + n, after).copy_(t.index_select(axis, index[before + n :]))
+        t = out
     return t
 
 
@@ -234,7 +246,8 @@ def _apply_numpy(kernel, image, *, dtype, device, check_nan):
     import torch
 
     t = to_tensor(image, device=device)
-    if check_nan and t.is_floating_point() and bool(torch.isnan(t).any()):
+    # the maximum propagates NaN: one reduction, ten times cheaper than isnan(t).any()
+    if check_nan and t.is_floating_point() and bool(torch.isnan(t.amax())):
         raise ValueError(
             "image contains NaN; torchscope filters do not define a result for NaN. "
             "Replace them first, e.g. np.nan_to_num(image, nan=value)."
@@ -245,15 +258,14 @@ def _apply_numpy(kernel, image, *, dtype, device, check_nan):
 def _apply_dask(kernel, image, *, depth, dtype, device, mode, check_nan):
     import dask.array as da
 
-    depth = tuple(int(d) for d in depth)
-    # every block must be at least as large as the overlap it lends its neighbours
-    chunks = {
-        axis: min(max(d, max(c)), image.shape[axis])
-        for axis, (c, d) in enumerate(zip(image.chunks, depth))
-        if len(c) > 1 and min(c) < d
-    }
-    if chunks:
-        image = image.rechunk(chunks)
+    depth = [int(d) for d in depth]
+    # An axis the kernel reaches across entirely is computed in one chunk; an axis in one chunk
+    # needs no overlap (the kernel pads the array's own edges). dask itself enlarges chunks
+    # that are smaller than the overlap they lend.
+    whole = {axis: -1 for axis, d in enumerate(depth) if d >= image.shape[axis]}
+    if whole:
+        image = image.rechunk(whole)
+    depth = tuple(0 if len(c) == 1 else d for c, d in zip(image.chunks, depth))
     dev = get_device(device)
 
     def block(b):

@@ -1,0 +1,255 @@
+"""Running long work off the GUI thread, and turning results into layers.
+
+Shared by every torchscope dock:
+
+- :class:`RunControls`: Run and Stop buttons and a progress bar that drive one napari
+  ``thread_worker`` at a time. The work is a generator that yields ``(done, total)``; Stop takes
+  effect at the next yield. Errors reach the user as a napari notification.
+- :func:`compute_in_blocks`: the generator for a filter call: the function runs lazily on a dask
+  view of the image and the result is computed block by block
+  (:func:`torchscope.backend.compute_blocks`), so the progress bar moves and Stop works.
+- :func:`format_call`, :func:`spatial_properties`, :func:`add_or_update_layer`: output layers
+  that carry the input's geometry and the exact call that made them.
+
+Nothing here imports torch or a science module at import time.
+"""
+
+import logging
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from magicgui.widgets import Container, ProgressBar, PushButton
+from napari.qt.threading import create_worker
+from napari.utils.notifications import show_error, show_info
+
+_log = logging.getLogger(__name__)
+
+#: Arrays with at most this many elements are computed as one block; larger ones are split.
+SINGLE_BLOCK_SIZE = 2**22
+#: How many blocks a large array is split into (at least; a power of two).
+N_BLOCKS = 8
+#: Chunks are not split below this length along any axis.
+MIN_CHUNK = 32
+
+
+# --------------------------------------------------------------------------- computing
+def block_chunks(shape, *, single_block_size=None, n_blocks=None, min_chunk=None):
+    """Chunk shape for computing an array of ``shape`` block by block.
+
+    The whole array is one block when it has at most ``single_block_size`` elements. Otherwise
+    the longest chunk axis is halved until there are at least ``n_blocks`` blocks (axes are not
+    split below ``min_chunk``), which gives 8 to 16 blocks for the defaults.
+
+    Parameters
+    ----------
+    shape : tuple of int
+    single_block_size, n_blocks, min_chunk : int, optional
+        Default to the module constants :data:`SINGLE_BLOCK_SIZE`, :data:`N_BLOCKS` and
+        :data:`MIN_CHUNK`.
+
+    Returns
+    -------
+    tuple of int
+    """
+    single_block_size = SINGLE_BLOCK_SIZE if single_block_size is None else single_block_size
+    n_blocks = N_BLOCKS if n_blocks is None else n_blocks
+    min_chunk = MIN_CHUNK if min_chunk is None else min_chunk
+    chunks = [int(n) for n in shape]
+    if math.prod(chunks) <= single_block_size:
+        return tuple(chunks)
+
+    def count(chunks):
+        return math.prod(math.ceil(n / c) for n, c in zip(shape, chunks))
+
+    while count(chunks) < n_blocks:
+        axis = int(np.argmax(chunks))
+        if chunks[axis] < 2 * min_chunk:
+            break
+        chunks[axis] = math.ceil(chunks[axis] / 2)
+    return tuple(chunks)
+
+
+def compute_in_blocks(function, data, args=(), kwargs=None):
+    """Run ``function(image, *args, **kwargs)`` lazily and compute the result block by block.
+
+    A generator for a thread worker: yields ``(blocks_done, blocks_total)`` and returns the
+    result as a numpy array. A numpy input that is one block (see :func:`block_chunks`) is
+    passed as it is; a larger one is wrapped in a dask array chunked by :func:`block_chunks`; a
+    dask input keeps its chunks. The function must take dask arrays and return a lazy dask
+    array (every function of :mod:`torchscope.filters` does).
+    """
+    import dask.array as da
+
+    from torchscope.backend import compute_blocks
+
+    kwargs = kwargs or {}
+    if not isinstance(data, da.Array):
+        data = np.asarray(data)
+        chunks = block_chunks(data.shape)
+        if chunks == data.shape:
+            result = function(data, *args, **kwargs)
+            yield 1, 1
+            return result
+        data = da.from_array(data, chunks=chunks)
+    lazy = function(data, *args, **kwargs)
+    result = yield from compute_blocks(lazy)
+    return result
+
+
+@dataclass(frozen=True)
+class Failed:
+    """What a guarded generator returns instead of raising (see :func:`_guarded`)."""
+
+    error: Exception
+
+
+def _guarded(generator_function, *args, **kwargs):
+    """Run a generator, returning :class:`Failed` instead of raising.
+
+    A worker's ``errored`` signal would also reach napari's own handler (a notification with a
+    traceback), and superqt's generator loop drops a ``RuntimeError`` (what torch raises)
+    silently; returning the error as a value lets the main thread report it once, plainly.
+    """
+    try:
+        return (yield from generator_function(*args, **kwargs))
+    except Exception as error:  # noqa: BLE001 - reported to the user in the main thread
+        return Failed(error)
+
+
+class RunControls(Container):
+    """Run and Stop buttons with a progress bar, for one background job at a time.
+
+    Connect ``run_button.changed`` to a handler that collects the parameters and calls
+    :meth:`start`. Stop asks the worker to quit; the generator stops at its next yield, the
+    ``returned`` callback is not called and no layer is written.
+    """
+
+    def __init__(self, **kwargs):
+        self.run_button = PushButton(text="Run", name="run")
+        self.stop_button = PushButton(text="Stop", name="stop", enabled=False)
+        self.progress = ProgressBar(value=0, min=0, max=1, name="progress", label="progress")
+        buttons = Container(
+            widgets=[self.run_button, self.stop_button], layout="horizontal", labels=False
+        )
+        buttons.margins = (0, 0, 0, 0)
+        super().__init__(widgets=[buttons, self.progress], labels=False, **kwargs)
+        self.margins = (0, 0, 0, 0)
+        self.label = ""  # no label in a form: the buttons speak for themselves
+        self.stop_button.changed.connect(self.stop)
+        self.worker = None
+
+    @property
+    def running(self):
+        """True while a job runs."""
+        return self.worker is not None
+
+    def start(self, generator_function, *args, returned, description="", **kwargs):
+        """Run ``generator_function(*args, **kwargs)`` in a napari thread worker.
+
+        The generator yields ``(done, total)`` to move the progress bar. ``returned`` is called
+        in the main thread with the generator's return value when it ran to the end; an
+        exception is shown as an error notification prefixed by ``description``.
+
+        Returns
+        -------
+        napari.qt.threading.GeneratorWorker
+            Already started.
+        """
+        if self.running:
+            raise RuntimeError("A job is already running; stop it first.")
+
+        def on_returned(value):
+            if isinstance(value, Failed):
+                _log.debug("%s failed", description, exc_info=value.error)
+                show_error(f"{description} failed: {value.error}")
+            else:
+                returned(value)
+
+        worker = create_worker(_guarded, generator_function, *args, _start_thread=False, **kwargs)
+        worker.yielded.connect(self._on_yielded)
+        worker.returned.connect(on_returned)
+        worker.aborted.connect(lambda: show_info(f"{description} stopped; nothing was written."))
+        worker.finished.connect(self._on_finished)
+        self.worker = worker
+        self.progress.value = 0
+        self.run_button.enabled = False
+        self.stop_button.enabled = True
+        worker.start()
+        return worker
+
+    def stop(self):
+        """Ask the running job to stop at its next yield."""
+        if self.worker is not None:
+            self.worker.quit()
+            self.stop_button.enabled = False
+
+    def _on_yielded(self, progress):
+        done, total = progress
+        self.progress.max = max(int(total), 1)
+        self.progress.value = int(done)
+
+    def _on_finished(self):
+        self.worker = None
+        self.run_button.enabled = True
+        self.stop_button.enabled = False
+
+
+# --------------------------------------------------------------------------- results to layers
+def format_call(function, args=(), kwargs=None, *, image="image"):
+    """Python source of a call, e.g. ``torchscope.filters.gaussian(image, 2.0, device='cpu')``.
+
+    ``function`` is the dotted name. Trailing ``None`` positional arguments and ``None`` keyword
+    arguments are left out (they are the defaults). Values must have a ``repr`` that evaluates
+    to themselves (Python numbers, strings, tuples).
+    """
+    args = list(args)
+    while args and args[-1] is None:
+        args.pop()
+    parts = [image, *map(repr, args)]
+    parts += [f"{key}={value!r}" for key, value in (kwargs or {}).items() if value is not None]
+    return f"{function}({', '.join(parts)})"
+
+
+def spatial_properties(layer):
+    """The geometry an output layer copies from its input: scale, translate, axis labels, units."""
+    return {
+        "scale": tuple(layer.scale),
+        "translate": tuple(layer.translate),
+        "axis_labels": tuple(layer.axis_labels),
+        "units": tuple(layer.units),
+    }
+
+
+def add_or_update_layer(viewer, layer, data, kwargs, layer_type):
+    """Put ``data`` into ``layer`` when it is still in the viewer and fits, else add a new layer.
+
+    Parameters
+    ----------
+    viewer : napari.viewer.Viewer
+    layer : napari.layers.Layer or None
+        The layer written by a previous run (updated in place), or None.
+    data : numpy.ndarray
+    kwargs : dict
+        Layer keyword arguments (name, metadata, scale, ...). On update, the name is kept.
+    layer_type : {"image", "labels"}
+
+    Returns
+    -------
+    napari.layers.Layer
+    """
+    from napari.layers import Image, Labels
+
+    layer_class = Labels if layer_type == "labels" else Image
+    if isinstance(layer, layer_class) and layer in viewer.layers and layer.ndim == np.ndim(data):
+        layer.data = data
+        for key, value in kwargs.items():
+            if key not in ("name", "colormap"):
+                setattr(layer, key, value)
+        if layer_type == "image":
+            layer.reset_contrast_limits()
+        return layer
+    add = viewer.add_labels if layer_type == "labels" else viewer.add_image
+    if layer_type == "labels":
+        kwargs = {k: v for k, v in kwargs.items() if k != "colormap"}
+    return add(data, **kwargs)

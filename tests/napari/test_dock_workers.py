@@ -1,0 +1,40 @@
+"""The worker plumbing shared by the docks, without a viewer where none is needed."""
+
+import math
+
+import numpy as np
+import pytest
+
+from torchscope.napari._workers import block_chunks, format_call
+
+
+def n_blocks(shape, chunks):
+    return math.prod(math.ceil(n / c) for n, c in zip(shape, chunks))
+
+
+@pytest.mark.parametrize("shape", [(512, 512), (2048, 2048), (64, 256, 256), (5,)])
+def test_small_arrays_are_one_block(shape):
+    assert block_chunks(shape) == shape
+
+
+@pytest.mark.parametrize("shape", [(4096, 4096), (256, 256, 256), (1000, 100, 100), (20, 2**20)])
+def test_large_arrays_are_8_to_16_blocks(shape):
+    chunks = block_chunks(shape)
+    assert 8 <= n_blocks(shape, chunks) <= 16
+    assert all(c >= min(32, n) for c, n in zip(chunks, shape))
+
+
+def test_chunks_are_not_split_below_the_minimum():
+    shape = (40, 40, 40)
+    chunks = block_chunks(shape, single_block_size=10, n_blocks=1000, min_chunk=16)
+    assert all(c >= 16 for c in chunks)
+    assert n_blocks(shape, chunks) == 8
+
+
+def test_format_call_is_python():
+    call = format_call(
+        "np.clip", [1.5, None], {"a_max": 3.0, "out": None, "casting": "unsafe"}, image="x"
+    )
+    assert call == "np.clip(x, 1.5, a_max=3.0, casting='unsafe')"
+    x = np.arange(5.0)
+    np.testing.assert_array_equal(eval(call, {"np": np, "x": x}), np.clip(x, 1.5, 3.0))
