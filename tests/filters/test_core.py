@@ -1,0 +1,115 @@
+"""The pieces of ``torchscope.filters._core`` the rank and morphology filters stand on."""
+
+import itertools
+
+import numpy as np
+import pytest
+import skimage.morphology
+import torch
+
+from torchscope.filters import footprint
+from torchscope.filters._core import MODES, footprint_rows, pad
+
+# scipy.ndimage's border modes under numpy's names
+NUMPY_MODES = {
+    "reflect": "symmetric",
+    "mirror": "reflect",
+    "nearest": "edge",
+    "wrap": "wrap",
+    "constant": "constant",
+}
+
+
+def ellipsoid(radius_pixels):
+    """Independent construction: every offset, tested one by one."""
+    half = [int(np.floor(r + 1e-9)) for r in radius_pixels]
+    out = np.zeros([2 * h + 1 for h in half], dtype=bool)
+    for index in itertools.product(*(range(2 * h + 1) for h in half)):
+        d = [i - h for i, h in zip(index, half)]
+        total = 0.0
+        for di, r in zip(d, radius_pixels):
+            if r == 0:
+                total += 0.0 if di == 0 else np.inf
+            else:
+                total += (di / r) ** 2
+        out[index] = total <= 1 + 1e-9
+    return out
+
+
+@pytest.mark.parametrize("radius", [0, 1, 2, 3, 5, 8])
+def test_footprint_is_skimage_disk_and_ball(radius):
+    assert np.array_equal(footprint(radius, 2), skimage.morphology.disk(radius).astype(bool))
+    assert np.array_equal(footprint(radius, 3), skimage.morphology.ball(radius).astype(bool))
+
+
+@pytest.mark.parametrize(
+    "radius, ndim, spacing, pixels",
+    [
+        (2.5, 2, None, (2.5, 2.5)),
+        ((1, 3), 2, None, (1, 3)),
+        (3, 2, (1.0, 0.5), (3, 6)),
+        (3.0, 3, (2.0, 1.0, 1.0), (1.5, 3, 3)),
+        (1.2, 3, (0.4, 0.3, 0.3), (3, 4, 4)),
+        ((0, 2, 2), 3, None, (0, 2, 2)),
+        (2, 1, None, (2,)),
+    ],
+)
+def test_footprint_in_physical_units_is_the_ellipsoid(radius, ndim, spacing, pixels):
+    fp = footprint(radius, ndim, spacing=spacing)
+    assert fp.dtype == bool
+    assert np.array_equal(fp, ellipsoid(pixels))
+    # centrally symmetric, with the centre: an odd number of offsets
+    assert np.array_equal(fp, fp[(slice(None, None, -1),) * ndim])
+    assert fp[tuple(s // 2 for s in fp.shape)]
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, name",
+    [
+        (dict(radius=-1, ndim=2), ValueError, "radius"),
+        (dict(radius=np.nan, ndim=2), ValueError, "radius"),
+        (dict(radius=(1, 2, 3), ndim=2), ValueError, "radius"),
+        (dict(radius="big", ndim=2), TypeError, "radius"),
+        (dict(radius=2, ndim=2, spacing=(0, 1)), ValueError, "spacing"),
+        (dict(radius=2, ndim=2, spacing=(1,)), ValueError, "spacing"),
+        (dict(radius=2, ndim=2, spacing="x"), TypeError, "spacing"),
+    ],
+)
+def test_footprint_rejects_bad_arguments(kwargs, error, name):
+    with pytest.raises(error, match=name):
+        footprint(**kwargs)
+
+
+@pytest.mark.parametrize("fp", [footprint(3, 2), footprint(2, 3), footprint((1, 2, 4), 3)])
+def test_footprint_rows_rebuild_the_footprint(fp):
+    rebuilt = np.zeros_like(fp)
+    centre = [s // 2 for s in fp.shape]
+    for offset, half_width in footprint_rows(fp):
+        index = tuple(o + c for o, c in zip(offset, centre[:-1]))
+        rebuilt[index][centre[-1] - half_width : centre[-1] + half_width + 1] = True
+    assert np.array_equal(rebuilt, fp)
+
+
+def test_footprint_rows_reject_a_ring():
+    ring = np.array([[1, 1, 1], [1, 0, 1], [1, 1, 1]], dtype=bool)
+    with pytest.raises(ValueError, match="centred runs"):
+        footprint_rows(ring)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("n", [1, 2, 5])
+def test_pad_matches_numpy(mode, n):
+    x = np.arange(1, n + 1, dtype=np.float32)
+    for before, after in [(0, 0), (1, 2), (n, n), (2 * n + 1, 3)]:
+        got = pad(torch.from_numpy(x), [(before, after)], mode).numpy()
+        assert np.array_equal(got, np.pad(x, (before, after), mode=NUMPY_MODES[mode]))
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("dtype", [bool, np.uint8, np.int32, np.float64])
+def test_pad_nd_keeps_dtype(mode, dtype, rng):
+    x = (rng.random((3, 4, 5)) * 100).astype(dtype)
+    widths = [(1, 2), (0, 3), (2, 2)]
+    got = pad(torch.from_numpy(x), widths, mode)
+    assert got.dtype == torch.from_numpy(x).dtype
+    assert np.array_equal(got.numpy(), np.pad(x, widths, mode=NUMPY_MODES[mode]))
