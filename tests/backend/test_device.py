@@ -208,3 +208,13 @@ def test_cpu_oom_is_not_retried():
         with pytest.raises(torch.OutOfMemoryError):
             compute(device="cpu")
     assert len(calls) == 1
+
+
+def test_read_only_input_converts_without_warning(rng):
+    a = rng.random((4, 5))
+    a.setflags(write=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        t = backend.to_tensor(a, device="cpu")
+    np.testing.assert_array_equal(backend.to_numpy(t), a)
+    assert not a.flags.writeable

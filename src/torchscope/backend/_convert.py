@@ -1,5 +1,7 @@
 """Arrays in, tensors inside, arrays out; and the dtype policy."""
 
+import warnings
+
 import numpy as np
 
 from torchscope.backend._device import get_device
@@ -66,7 +68,15 @@ def to_tensor(array, *, device=None, dtype=None):
         a = a.astype(np.int32)
     elif a.dtype in (np.uint32, np.uint64):
         a = a.astype(np.int64)
-    t = torch.from_numpy(np.ascontiguousarray(a))
+    a = np.ascontiguousarray(a)
+    if a.flags.writeable:
+        t = torch.from_numpy(a)
+    else:
+        # read-only input (a memmap, np.broadcast_to): torch warns that writing to the tensor
+        # would be undefined; torchscope never writes into its inputs
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            t = torch.from_numpy(a)
     return t.to(device=dev, dtype=dtype)
 
 
