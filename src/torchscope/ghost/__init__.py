@@ -1,0 +1,57 @@
+"""Computational (x-ray) ghost imaging: Hadamard masks, bucket signals and reconstructions.
+
+After He et al., *Deep learning based high-resolution incoherent x-ray imaging with a
+single-pixel detector* (``papers/000``): a set of etched 0/1 masks is moved through the beam
+one by one, a single-pixel "bucket" detector records the total intensity transmitted by mask
+and object, and an image is computed from the bucket values and the known masks.
+
+Masks
+    :func:`hadamard_patterns` (Sylvester Hadamard, orders ``"natural"``, ``"sequency"``,
+    ``"zigzag"``, ``"cake_cutting"``; binary or differential), :func:`speckle_patterns`
+    (random "sandpaper" masks).
+Measurement
+    :func:`simulate_buckets`: the x-ray model (modulation depth, per-pixel transmission
+    errors, sloped edges, Poisson counting, read noise).
+Reconstruction
+    :func:`reconstruct` (``"gi"``, ``"dgi"``, ``"pinv"``, ``"tv"``), :func:`iterate` (the
+    iterative TV solver as a generator of snapshots, see :class:`Snapshot`).
+Quality
+    :func:`cnr`, the contrast-to-noise ratio of the paper's equation (1).
+
+Conventions: numpy arrays in and out; patterns are ``(M, n, n)`` stacks; buckets ``(..., M)``
+give images ``(..., n, n)``; options are keyword-only; ``device=None`` picks CUDA, then MPS,
+then the CPU; random functions take ``rng`` (a seed or a ``numpy.random.Generator``).
+
+Importing this module does not import torch; the first reconstruction does.
+"""
+
+import importlib
+
+_SUBMODULES = {
+    "hadamard_patterns": "_patterns",
+    "speckle_patterns": "_patterns",
+    "ORDERS": "_patterns",
+    "KINDS": "_patterns",
+    "simulate_buckets": "_simulate",
+    "reconstruct": "_reconstruct",
+    "iterate": "_reconstruct",
+    "Snapshot": "_reconstruct",
+    "METHODS": "_reconstruct",
+    "cnr": "_metrics",
+}
+
+__all__ = sorted(_SUBMODULES)
+
+
+def __getattr__(name):
+    try:
+        module = _SUBMODULES[name]
+    except KeyError:
+        raise AttributeError(f"module 'torchscope.ghost' has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

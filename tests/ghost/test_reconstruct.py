@@ -1,0 +1,168 @@
+"""Reconstructions against known objects and analytic Hadamard results."""
+
+import numpy as np
+import pytest
+
+from torchscope.ghost import (
+    Snapshot,
+    cnr,
+    hadamard_patterns,
+    iterate,
+    reconstruct,
+    simulate_buckets,
+    speckle_patterns,
+)
+
+
+def _shapes(n=32):
+    """A piecewise-constant test object (not a training image of anything)."""
+    yy, xx = np.mgrid[:n, :n] / n
+    obj = np.zeros((n, n))
+    obj[(yy - 0.3) ** 2 + (xx - 0.35) ** 2 < 0.04] = 1.0
+    obj[int(0.6 * n):int(0.85 * n), int(0.5 * n):int(0.9 * n)] = 0.6
+    return obj
+
+
+def _psnr(x, ref):
+    return 10 * np.log10(np.ptp(ref) ** 2 / np.mean((x - ref) ** 2))
+
+
+def _fit(x, ref):  # best affine match (GI/DGI are defined up to scale and offset)
+    return np.polyval(np.polyfit(x.ravel(), ref.ravel(), 1), x)
+
+
+@pytest.mark.parametrize("order", ["natural", "zigzag", "cake_cutting"])
+@pytest.mark.parametrize("kind", ["binary", "differential"])
+def test_pinv_is_exact_at_full_sampling(order, kind, device):
+    obj = _shapes(32)
+    p = hadamard_patterns(32, order=order, kind=kind)
+    x = reconstruct(simulate_buckets(obj, p), p, method="pinv", device=device)
+    assert x.dtype == np.float32 and x.shape == (32, 32)
+    np.testing.assert_allclose(x, obj, atol=1e-5)
+
+
+def test_pinv_general_patterns_match_numpy_lstsq(rng):
+    obj = _shapes(16)
+    p = speckle_patterns(16, 100, grain=2, rng=1)
+    b = simulate_buckets(obj, p)
+    expected = np.linalg.lstsq(p.reshape(100, -1).astype(np.float64), b, rcond=None)[0]
+    x = reconstruct(b, p, method="pinv")
+    np.testing.assert_allclose(x.ravel(), expected, atol=1e-4)
+    # forcing the general path on Hadamard data gives the same image as the fast path
+    h = hadamard_patterns(16, ratio=0.3)
+    bh = simulate_buckets(obj, h)
+    np.testing.assert_allclose(reconstruct(bh, h, method="pinv", basis="general"),
+                               reconstruct(bh, h, method="pinv"), atol=1e-4)
+
+
+def test_pinv_with_known_modulation_depth():
+    obj = _shapes(32)
+    p = hadamard_patterns(32, ratio=1.0)
+    b = simulate_buckets(obj, p, modulation_depth=0.75)
+    x = reconstruct(b, p, method="pinv", modulation_depth=0.75)
+    np.testing.assert_allclose(x, obj, atol=1e-5)
+
+
+def test_gi_full_hadamard_analytic():
+    # for the full binary Hadamard set, <(B - <B>)(P - <P>)> = (x - x[0] e_0) / 4 exactly
+    obj = _shapes(16) + 0.1
+    p = hadamard_patterns(16)
+    gi = reconstruct(simulate_buckets(obj, p), p, method="gi")
+    expected = obj / 4
+    expected[0, 0] = 0
+    np.testing.assert_allclose(gi, expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("method", ["gi", "dgi"])
+def test_gi_dgi_proportional_to_object(method, device):
+    obj = _shapes(32)
+    p = hadamard_patterns(32)
+    x = reconstruct(simulate_buckets(obj, p), p, method=method, device=device)
+    r = np.corrcoef(x.ravel()[1:], obj.ravel()[1:])[0, 1]
+    assert r > 0.999
+
+
+def test_tv_beats_gi_and_dgi_at_18_75_percent():
+    obj = _shapes(32)
+    p = hadamard_patterns(32, ratio=0.1875)
+    b = simulate_buckets(obj, p)
+    tv = reconstruct(b, p, method="tv")
+    for method in ("gi", "dgi", "pinv"):
+        other = _fit(reconstruct(b, p, method=method), obj)
+        assert _psnr(tv, obj) > _psnr(other, obj) + 5, method
+    mask = obj > 0.8
+    assert cnr(tv, mask, background_mask=obj == 0) > 2 * cnr(
+        reconstruct(b, p, method="gi"), mask, background_mask=obj == 0)
+
+
+def test_tv_on_general_patterns_and_noise():
+    obj = _shapes(16)
+    p = speckle_patterns(16, 96, grain=2, rng=2)
+    b = simulate_buckets(obj, p, photons=1000, rng=5)
+    tv = reconstruct(b, p, method="tv", lam=0.05) / 1000
+    gi = _fit(reconstruct(b, p, method="gi"), obj)
+    assert _psnr(tv, obj) > _psnr(gi, obj)
+
+
+def test_batches_give_stacks():
+    obj = _shapes(16)
+    p = hadamard_patterns(16, ratio=0.5)
+    b = simulate_buckets(np.stack([obj, 2 * obj, obj.T]), p)
+    for method in ("gi", "dgi", "pinv", "tv"):
+        stack = reconstruct(b.reshape(3, 1, -1), p, method=method)
+        assert stack.shape == (3, 1, 16, 16)
+        one = reconstruct(b[2], p, method=method)
+        np.testing.assert_allclose(stack[2, 0], one, rtol=1e-4, atol=1e-4)
+
+
+def test_iterate_yields_snapshots_and_matches_reconstruct():
+    obj = _shapes(16)
+    p = hadamard_patterns(16, ratio=0.25)
+    b = simulate_buckets(obj, p)
+    snaps = list(iterate(b, p, every=10, iterations=45))
+    assert [s.iteration for s in snaps] == [10, 20, 30, 40, 45]
+    assert all(isinstance(s, Snapshot) and s.image.shape == (16, 16) for s in snaps)
+    np.testing.assert_allclose(snaps[-1].image, reconstruct(b, p, iterations=45), atol=1e-6)
+    assert snaps[-1].change < snaps[0].change
+
+
+def test_inputs_not_modified():
+    p = hadamard_patterns(16, ratio=0.5)
+    b = simulate_buckets(_shapes(16), p)
+    p0, b0 = p.copy(), b.copy()
+    for method in ("gi", "dgi", "pinv", "tv"):
+        reconstruct(b, p, method=method, modulation_depth=0.8)
+    np.testing.assert_array_equal(p, p0)
+    np.testing.assert_array_equal(b, b0)
+
+
+def test_errors():
+    p = hadamard_patterns(16, ratio=0.25)
+    b = np.ones(64)
+    with pytest.raises(ValueError, match="method='fbp'"):
+        reconstruct(b, p, method="fbp")
+    with pytest.raises(NotImplementedError, match="mwcnn"):
+        reconstruct(b, p, method="mwcnn")
+    with pytest.raises(ValueError, match="one value per pattern"):
+        reconstruct(np.ones(63), p)
+    with pytest.raises(TypeError, match="unknown option"):
+        reconstruct(b, p, method="gi", lam=0.1)
+    with pytest.raises(ValueError, match="lam"):
+        reconstruct(b, p, lam=-1)
+    with pytest.raises(ValueError, match="basis='hadamard'"):
+        grey = np.random.default_rng(0).uniform(size=(64, 16, 16))
+        reconstruct(b, grey, method="pinv", basis="hadamard")
+    with pytest.raises(ValueError, match="not iterative"):
+        next(iterate(b, p, method="gi"))
+
+
+def test_cnr_equation_1():
+    img = np.array([[1.0, 3.0], [0.0, 2.0]])
+    mask = np.array([[True, True], [False, False]])
+    # <G1> = 2, <G0> = 1, sigma1^2 = 1, sigma0^2 = 1
+    assert cnr(img, mask) == pytest.approx(1 / np.sqrt(2))
+    np.testing.assert_allclose(cnr(np.stack([img, 2 * img]), mask), [1 / np.sqrt(2)] * 2)
+    with pytest.raises(TypeError, match="bool"):
+        cnr(img, mask.astype(int))
+    with pytest.raises(ValueError, match="at least one pixel"):
+        cnr(img, np.ones((2, 2), bool))

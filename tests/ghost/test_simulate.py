@@ -1,0 +1,94 @@
+"""The measurement model: exact noise-free values, modulation depth, Poisson statistics, seeds."""
+
+import numpy as np
+import pytest
+
+from torchscope.ghost import hadamard_patterns, simulate_buckets, speckle_patterns
+
+
+@pytest.fixture
+def obj(rng):
+    return rng.uniform(0, 1, (16, 16))
+
+
+def test_noise_free_is_the_dot_product(obj):
+    p = hadamard_patterns(16, ratio=0.5)
+    b = simulate_buckets(obj, p)
+    np.testing.assert_allclose(b, p.reshape(len(p), -1).astype(np.float64) @ obj.ravel(),
+                               rtol=1e-12)
+
+
+def test_modulation_depth(obj):
+    p = speckle_patterns(16, 30, grain=2, rng=0)
+    b = simulate_buckets(obj, p, modulation_depth=0.75)
+    t = 0.25 + 0.75 * p  # opaque pixels still transmit 1 - D_r
+    np.testing.assert_allclose(b, t.reshape(30, -1) @ obj.ravel(), rtol=1e-12)
+
+
+def test_differential_is_difference_of_complementary_masks(obj):
+    d = hadamard_patterns(16, ratio=0.25, kind="differential")
+    b = simulate_buckets(obj, d, modulation_depth=0.8)
+    np.testing.assert_allclose(b, 0.8 * d.reshape(len(d), -1).astype(float) @ obj.ravel(), rtol=1e-9,
+                               atol=1e-9)
+
+
+def test_stack_of_objects(obj):
+    p = hadamard_patterns(16, ratio=0.25)
+    stack = np.stack([obj, 2 * obj])
+    b = simulate_buckets(stack, p)
+    assert b.shape == (2, 64)
+    np.testing.assert_allclose(b[1], 2 * b[0])
+
+
+def test_poisson_mean_and_variance():
+    p = np.ones((4000, 4, 4))  # open masks: mean photons * sum(obj)
+    obj = np.full((4, 4), 0.5)
+    b = simulate_buckets(obj, p, photons=10.0, rng=3)
+    assert np.all(b == np.round(b))
+    assert abs(b.mean() - 80) < 4 * np.sqrt(80 / 4000)
+    assert abs(b.var() / 80 - 1) < 0.1
+
+
+def test_read_noise_and_mask_error_statistics():
+    p = np.ones((20000, 4, 4))
+    obj = np.ones((4, 4))
+    b = simulate_buckets(obj, p, read_noise=2.0, rng=4)
+    assert abs(b.mean() - 16) < 0.1 and abs(b.std() - 2.0) < 0.05
+    b = simulate_buckets(obj, p, mask_error=0.1, rng=4)  # 16 independent pixel errors
+    assert abs(b.std() - 0.1 * 4) < 0.02
+
+
+def test_blur_keeps_the_total_of_open_masks_and_smooths_edges(obj):
+    p = hadamard_patterns(16, ratio=1.0)
+    blurred = simulate_buckets(np.ones((16, 16)), p, blur=1.0)
+    sharp = simulate_buckets(np.ones((16, 16)), p)
+    assert blurred[0] == pytest.approx(256)
+    np.testing.assert_allclose(blurred.sum(), sharp.sum(), rtol=0.05)
+
+
+def test_same_seed_same_result(obj):
+    p = hadamard_patterns(16, ratio=0.25)
+    kw = dict(modulation_depth=0.8, mask_error=0.03, blur=0.5, photons=100, read_noise=1.0)
+    a = simulate_buckets(obj, p, rng=7, **kw)
+    np.testing.assert_array_equal(a, simulate_buckets(obj, p, rng=7, **kw))
+    assert not np.array_equal(a, simulate_buckets(obj, p, rng=8, **kw))
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(modulation_depth=0.0), "modulation_depth"),
+        (dict(modulation_depth=1.2), "modulation_depth"),
+        (dict(mask_error=-0.1), "mask_error"),
+        (dict(photons=0), "photons"),
+        (dict(read_noise=-1), "read_noise"),
+    ],
+)
+def test_bad_arguments(obj, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        simulate_buckets(obj, hadamard_patterns(16, ratio=0.1), **kwargs)
+
+
+def test_shape_mismatch(obj):
+    with pytest.raises(ValueError, match="mask size"):
+        simulate_buckets(obj, hadamard_patterns(8))
