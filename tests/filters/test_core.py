@@ -8,7 +8,7 @@ import skimage.morphology
 import torch
 
 from torchscope.filters import footprint
-from torchscope.filters._core import MODES, footprint_rows, pad
+from torchscope.filters._core import MODES, pad
 
 # scipy.ndimage's border modes under numpy's names
 NUMPY_MODES = {
@@ -78,22 +78,6 @@ def test_footprint_in_physical_units_is_the_ellipsoid(radius, ndim, spacing, pix
 def test_footprint_rejects_bad_arguments(kwargs, error, name):
     with pytest.raises(error, match=name):
         footprint(**kwargs)
-
-
-@pytest.mark.parametrize("fp", [footprint(3, 2), footprint(2, 3), footprint((1, 2, 4), 3)])
-def test_footprint_rows_rebuild_the_footprint(fp):
-    rebuilt = np.zeros_like(fp)
-    centre = [s // 2 for s in fp.shape]
-    for offset, half_width in footprint_rows(fp):
-        index = tuple(o + c for o, c in zip(offset, centre[:-1]))
-        rebuilt[index][centre[-1] - half_width : centre[-1] + half_width + 1] = True
-    assert np.array_equal(rebuilt, fp)
-
-
-def test_footprint_rows_reject_a_ring():
-    ring = np.array([[1, 1, 1], [1, 0, 1], [1, 1, 1]], dtype=bool)
-    with pytest.raises(ValueError, match="centred runs"):
-        footprint_rows(ring)
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -282,19 +282,33 @@ def test_tiles_do_not_change_the_result(sizes, rng, monkeypatch):
         assert np.array_equal(getattr(filters, name)(image, 2, mode="wrap"), want[name])
 
 
-def test_worker_threads_leave_torch_threads_as_they_were(rng, monkeypatch):
-    """Many tiles run on worker threads, which leave torch's thread settings alone."""
-    monkeypatch.setattr(_network, "TILE_BYTES", 2000)
-    image = rng.random((40, 50)).astype(np.float32)
+def test_concurrent_calls_agree_and_leave_torch_threads_alone(rng, monkeypatch):
+    """Filters called from several threads at once (a napari worker and the console, dask's
+    threads) give the right results and do not change torch's thread count anywhere."""
+    monkeypatch.setattr(_network, "TILE_BYTES", 2000)  # many tiles: long enough to overlap
+    image = rng.random((60, 70)).astype(np.float32)
+    want = ORACLES["median"][0](image, footprint(2, 2), "nearest")
     before = torch.get_num_threads()
-    got = filters.median(image, 2)
+    results, seen = [], []
+
+    def call():
+        results.append(filters.median(image, 2))
+        seen.append(torch.get_num_threads())
+
+    def fresh():  # first torch call of a new thread while others filter
+        seen.append(torch.get_num_threads())
+
+    threads = [threading.Thread(target=call) for _ in range(3)]
+    threads += [threading.Thread(target=fresh) for _ in range(5)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
     assert torch.get_num_threads() == before
-    seen = []  # a thread started afterwards gets the usual default too
-    thread = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))
-    thread.start()
-    thread.join()
-    assert seen == [before]
-    assert np.array_equal(got, ORACLES["median"][0](image, footprint(2, 2), "nearest"))
+    assert seen == [before] * 8
+    assert len(results) == 3
+    for got in results:
+        assert np.array_equal(got, want)
 
 
 def test_single_threaded_torch(rng, monkeypatch):

@@ -67,6 +67,11 @@ def to_tensor(array, *, device=None, dtype=None):
     elif a.dtype == np.uint16:
         a = a.astype(np.int32)
     elif a.dtype in (np.uint32, np.uint64):
+        if a.dtype == np.uint64 and a.size and a.max() > np.iinfo(np.int64).max:
+            raise ValueError(
+                "array is uint64 with values above 2**63 - 1, which torch cannot hold; "
+                "convert it to float64 (or a smaller integer type) first."
+            )
         a = a.astype(np.int64)
     a = np.ascontiguousarray(a)
     if a.flags.writeable:

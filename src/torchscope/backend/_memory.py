@@ -44,7 +44,8 @@ def get_oom_policy():
 def _is_oom(exc):
     import torch
 
-    if isinstance(exc, torch.OutOfMemoryError):
+    # torch.OutOfMemoryError exists from torch 2.5; torch.cuda.OutOfMemoryError before
+    if isinstance(exc, getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)):
         return True
     return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
 

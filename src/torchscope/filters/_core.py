@@ -8,7 +8,7 @@ import numbers
 
 import numpy as np
 
-from torchscope.backend import get_device, on_device, to_numpy, to_tensor
+from torchscope.backend import compute_dtype, get_device, on_device, to_numpy, to_tensor
 
 MODES = ("reflect", "nearest", "mirror", "wrap", "constant")
 
@@ -109,26 +109,6 @@ def footprint(radius, ndim=2, *, spacing=None):
     grids = np.ogrid[tuple(slice(-h, h + 1) for h in half)]
     dist = sum((g / r) ** 2 if r > 0 else np.where(g == 0, 0.0, np.inf) for g, r in zip(grids, radii))
     return np.asarray(dist <= 1 + 1e-9)
-
-
-def footprint_rows(fp):
-    """Decompose a centred, convex footprint into runs along the last axis.
-
-    Returns a list of ``(offset, half_width)``: ``offset`` is the tuple of offsets along the
-    leading axes, and the footprint at that offset is the run ``-half_width..half_width`` of the
-    last axis. Rows that are empty are left out.
-    """
-    centre = tuple(s // 2 for s in fp.shape)
-    rows = []
-    for index in np.ndindex(*fp.shape[:-1]):
-        row = fp[index]
-        if not row.any():
-            continue
-        hw = int(np.count_nonzero(row)) // 2
-        if not row[centre[-1] - hw : centre[-1] + hw + 1].all():
-            raise ValueError("footprint rows must be centred runs (a convex, symmetric shape).")
-        rows.append((tuple(i - c for i, c in zip(index, centre[:-1])), hw))
-    return rows
 
 
 # --------------------------------------------------------------------------- borders
@@ -245,13 +225,18 @@ def apply(kernel, image, *, depth, dtype, device=None, mode="nearest", check_nan
 def _apply_numpy(kernel, image, *, dtype, device, check_nan):
     import torch
 
-    t = to_tensor(image, device=device)
-    # the maximum propagates NaN: one reduction, ten times cheaper than isnan(t).any()
-    if check_nan and t.is_floating_point() and bool(torch.isnan(t.amax())):
-        raise ValueError(
-            "image contains NaN; torchscope filters do not define a result for NaN. "
-            "Replace them first, e.g. np.nan_to_num(image, nan=value)."
-        )
+    # the dtype policy: float64 stays float64 except where the device has none (Apple MPS)
+    float64 = np.dtype(image.dtype) == np.float64
+    t = to_tensor(image, device=device, dtype=compute_dtype(image.dtype, device) if float64 else None)
+    # min and max propagate NaN and show infinities: one reduction, far cheaper than isfinite
+    if check_nan and t.is_floating_point() and t.numel():
+        lo, hi = torch.aminmax(t)
+        if not bool(torch.isfinite(lo) & torch.isfinite(hi)):
+            raise ValueError(
+                "image contains NaN or infinite values; torchscope filters do not define a "
+                "result for them. Replace them first, e.g. np.nan_to_num(image, nan=value, "
+                "posinf=value, neginf=value)."
+            )
     return to_numpy(kernel(t), dtype)
 
 

@@ -19,19 +19,15 @@ Two builders make networks, and one function runs them:
   smallest first, and after each merge the values that provably lie below or above the median
   are replaced by -inf/+inf, which removes the comparators they would need.
 - :func:`evaluate` runs a network on an image tile by tile (each tile padded on its own), so
-  that the intermediate results stay small, writing each node into a reused buffer; on the CPU
-  the tiles are shared out among worker threads.
+  that the intermediate results stay small, writing each node into a reused buffer.
 
 No operation depends on the data, so the same network runs on every device and dtype (bool
 included); there is no per-element Python and no host synchronisation.
 """
 
-import concurrent.futures
 import functools
 import heapq
 import itertools
-import queue
-import threading
 
 import numpy as np
 
@@ -277,14 +273,14 @@ def _schedule(net, root):
     return order, slots, count
 
 
-def _tile_shape(shape, halo, itemsize, count, workers, device_type):
+def _tile_shape(shape, halo, itemsize, count, device_type):
     """Shape of the output tiles :func:`evaluate` works on.
 
     Each of the ``count`` buffers (one tile plus its halo) holds about ``TILE_BYTES`` on the CPU
     (``GPU_TILE_BYTES`` elsewhere), and at least twice the halo's rows, so that recomputing the
     halo costs at most as much as the tile; all of them together at most ``MEMORY_BYTES``
     (``GPU_MEMORY_BYTES``) where tiles can be made small enough. The leading axes are split, the
-    first one first, never the last; where an axis is split, into a multiple of ``workers``.
+    first one first, never the last.
     """
     cpu = device_type == "cpu"
     target = TILE_BYTES if cpu else GPU_TILE_BYTES
@@ -298,8 +294,6 @@ def _tile_shape(shape, halo, itemsize, count, workers, device_type):
         rows = max(min(target // unit, fit), min(2 * halo[axis], fit)) - halo[axis]
         if rows >= 1:
             parts = -(-shape[axis] // rows)
-            if parts > 1:
-                parts = -(-parts // workers) * workers
             tile[axis] = -(-shape[axis] // parts)
             break
         tile[axis] = 1
@@ -314,11 +308,10 @@ def evaluate(net, root, image, halo, load):
     values the network keeps alive. Each node is written into a buffer that is reused once its
     last reader has run.
 
-    On the CPU, tiles are shared out among ``torch.get_num_threads()`` worker threads, each
-    running its operations serially. Each operation is short: with torch's own intra-op
-    threads, every one of them ends in a barrier, and where the cores are shared with other
-    work, a descheduled thread stalls each barrier (measured: 10-40 times slower on 2 cores with
-    one other busy process; the workers are not slowed more than the other work's share).
+    The tiles run one after the other in the calling thread; each operation uses torch's own
+    intra-op threads. (Running tiles in worker threads with ``torch.set_num_threads(1)`` was
+    tried and removed: that setting leaks into threads that start meanwhile, napari's and
+    dask's among them.)
 
     Parameters
     ----------
@@ -338,55 +331,17 @@ def evaluate(net, root, image, halo, load):
     -------
     torch.Tensor
     """
-    import torch
-
     shape = tuple(image.shape)
     if image.numel() == 0:
         return image.clone()
     schedule, slots, count = _schedule(net, root)
-    threads = torch.get_num_threads() if image.device.type == "cpu" else 1
-    tile = _tile_shape(
-        shape, halo, image.element_size(), max(count, 1) * threads, threads, image.device.type
-    )
+    tile = _tile_shape(shape, halo, image.element_size(), max(count, 1), image.device.type)
     size = int(np.prod([t + h for t, h in zip(tile, halo)]))
-    todo = queue.SimpleQueue()
-    for corner in itertools.product(*(range(0, n, t) for n, t in zip(shape, tile))):
-        todo.put(tuple(slice(c, min(c + t, n)) for c, t, n in zip(corner, tile, shape)))
     out = image.new_empty(shape)
-
-    def run():
-        buffers = [image.new_empty(size) for _ in range(count)]
-        while True:
-            try:
-                region = todo.get_nowait()
-            except queue.Empty:
-                return
-            _evaluate_tile(net, schedule, slots, root, load(region), out, region, buffers)
-
-    workers = min(threads, todo.qsize())
-    if workers == 1:
-        run()
-        return out
-    started = threading.Barrier(workers + 1)
-
-    def worker():
-        try:
-            # torch's once-per-thread set-up first (it would undo the next line later); OpenMP
-            # keeps the thread count per thread, so this thread's operations run serially
-            torch.get_num_threads()
-            torch.set_num_threads(1)
-        finally:
-            started.wait()
-        run()
-
-    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-        tasks = [pool.submit(worker) for _ in range(workers)]
-        try:
-            started.wait()
-        finally:
-            torch.set_num_threads(threads)  # torch's default for threads that start later
-        for task in tasks:
-            task.result()
+    buffers = [image.new_empty(size) for _ in range(count)]
+    for corner in itertools.product(*(range(0, n, t) for n, t in zip(shape, tile))):
+        region = tuple(slice(c, min(c + t, n)) for c, t, n in zip(corner, tile, shape))
+        _evaluate_tile(net, schedule, slots, root, load(region), out, region, buffers)
     return out
 
 
