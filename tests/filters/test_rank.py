@@ -322,3 +322,19 @@ def test_single_threaded_torch(rng, monkeypatch):
     finally:
         torch.set_num_threads(before)
     assert np.array_equal(got, ORACLES["minimum"][0](image, footprint(3, 2), "nearest"))
+
+
+@pytest.mark.parametrize("shape, radius", [((23, 31), 3), ((9, 11, 13), 2), ((1, 40), 4)])
+@pytest.mark.parametrize("dtype", [np.float32, np.uint8, bool])
+@pytest.mark.parametrize("mode", ["nearest", "reflect", "wrap"])
+def test_sorted_median_for_large_footprints(shape, radius, dtype, mode, rng, monkeypatch):
+    """Large footprints take the median by sorting; it equals scipy's exactly."""
+    from torchscope.filters import _rank
+
+    monkeypatch.setattr(_rank, "MEDIAN_NETWORK_MAX", 0)
+    monkeypatch.setattr(_rank, "SORT_ELEMENTS", 500)  # several tiles
+    image = (rng.random(shape) * 200).astype(dtype)
+    fp = footprint(radius, len(shape))
+    got = filters.median(image, radius, mode=mode)
+    assert got.dtype == image.dtype
+    assert np.array_equal(got, ndi.median_filter(image, footprint=fp, mode=mode))

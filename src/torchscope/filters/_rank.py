@@ -16,6 +16,13 @@ from torchscope.filters import _core, _network
 
 MEDIAN = "median"
 
+#: Footprints with more elements than this take the median by sorting (:func:`_sorted_median`):
+#: the selection network grows faster than the footprint (a ball of radius 10 would need some
+#: 234,000 steps), sorting only linearly. A disc of radius 13 (529) still uses the network.
+MEDIAN_NETWORK_MAX = 600
+#: Elements of the stack of shifted copies that :func:`_sorted_median` sorts at a time.
+SORT_ELEMENTS = 1 << 24
+
 
 # --------------------------------------------------------------------------- shared engine
 def prepare(image, radius, spacing, mode):
@@ -49,6 +56,38 @@ def footprint_filter(t, fp, kind, mode, cval=0.0):
     net, root = _build_network(kind, fp.shape, np.ascontiguousarray(fp, dtype=bool).tobytes())
     load = functools.partial(_padded_tile, t, half, mode, cval)
     return _network.evaluate(net, root, t, [2 * h for h in half], load)
+
+
+def _sorted_median(t, fp, mode):
+    """Median of ``t`` over ``fp`` by sorting the stacked shifted copies, tile by tile.
+
+    For large footprints; exact (the footprint has an odd number of elements, so the median is
+    one of the values). Memory: at most :data:`SORT_ELEMENTS` stacked elements at a time.
+    """
+    import itertools
+
+    import torch
+
+    half = half_size(fp)
+    offsets = np.argwhere(fp)
+    work = t.to(torch.uint8) if t.dtype == torch.bool else t
+    padded = _core.pad(work, [(h, h) for h in half], mode)
+    out = torch.empty_like(work)
+    # tile the leading axes so that (footprint elements) x (tile size) fits the budget
+    tile = list(t.shape)
+    for axis in range(t.ndim):
+        if len(offsets) * int(np.prod(tile)) <= SORT_ELEMENTS:
+            break
+        rest = len(offsets) * int(np.prod(tile[axis + 1 :]))
+        tile[axis] = max(1, SORT_ELEMENTS // max(rest, 1))
+    for corner in itertools.product(*(range(0, n, c) for n, c in zip(t.shape, tile))):
+        region = tuple(slice(c, min(c + s, n)) for c, s, n in zip(corner, tile, t.shape))
+        stack = torch.stack(
+            [padded[tuple(slice(r.start + o, r.stop + o) for r, o in zip(region, off))]
+             for off in offsets]
+        )
+        out[region] = stack.median(dim=0).values
+    return out.bool() if t.dtype == torch.bool else out
 
 
 def _padded_tile(t, half, mode, cval, region):
@@ -143,9 +182,13 @@ def median(image, radius, *, spacing=None, mode="nearest", device=None):
     dropping whatever can no longer be the median.
     """
     image, fp = prepare(image, radius, spacing, mode)
-    return _run(
-        lambda t: footprint_filter(t, fp, MEDIAN, mode), image, fp, image.dtype, mode, device
-    )
+
+    def kernel(t):
+        if np.count_nonzero(fp) > MEDIAN_NETWORK_MAX:
+            return _sorted_median(t, fp, mode)
+        return footprint_filter(t, fp, MEDIAN, mode)
+
+    return _run(kernel, image, fp, image.dtype, mode, device)
 
 
 def minimum(image, radius, *, spacing=None, mode="nearest", device=None):
