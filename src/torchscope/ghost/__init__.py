@@ -15,8 +15,10 @@ Measurement
 Reconstruction
     :func:`reconstruct` (``"gi"``, ``"dgi"``, ``"pinv"``, ``"tv"``), :func:`iterate` (the
     iterative TV solver as a generator of snapshots, see :class:`Snapshot`).
+    :func:`estimate_modulation_depth` (also ``modulation_depth="estimate"``).
 Quality
-    :func:`cnr`, the contrast-to-noise ratio of the paper's equation (1).
+    :func:`cnr`, the contrast-to-noise ratio of the paper's equation (1); :func:`cnr_curve`
+    (CNR against the number of exposures, see :class:`CNRCurve`).
 
 Conventions: numpy arrays in and out; patterns are ``(M, n, n)`` stacks; buckets ``(..., M)``
 give images ``(..., n, n)``; options are keyword-only; ``device=None`` picks CUDA, then MPS,
@@ -38,6 +40,9 @@ _SUBMODULES = {
     "Snapshot": "_reconstruct",
     "METHODS": "_reconstruct",
     "cnr": "_metrics",
+    "cnr_curve": "_curve",
+    "CNRCurve": "_curve",
+    "estimate_modulation_depth": "_reconstruct",
 }
 
 __all__ = sorted(_SUBMODULES)

@@ -22,7 +22,7 @@ import numbers
 import numpy as np
 
 from torchscope.backend import compute_dtype, get_device, to_numpy, to_tensor
-from torchscope.ghost._simulate import check_patterns
+from torchscope.ghost._plan import get_plan, make_frame
 
 METHODS = ("gi", "dgi", "pinv", "tv", "mwcnn")
 _OPTIONS = {
@@ -56,7 +56,17 @@ class Snapshot:
 
 
 # ---------------------------------------------------------------------------------- inputs
+def _check_pattern_array(patterns):
+    p = np.asarray(patterns)
+    if p.dtype.kind not in "biuf":
+        raise TypeError(f"patterns has dtype {p.dtype}; expected a real (M, n, n) array.")
+    if p.ndim != 3 or p.shape[0] < 1:
+        raise ValueError(f"patterns has shape {p.shape}; expected a stack (M, n, n) of masks.")
+    return p
+
+
 def _prepare(buckets, patterns, method, options, device):
+    """Validate; return ``(b, plan, depth, batch)`` with ``b`` a (B, M) tensor."""
     if method not in METHODS:
         raise ValueError(f"method={method!r}; accepted: {METHODS}.")
     if method == "mwcnn":
@@ -68,7 +78,7 @@ def _prepare(buckets, patterns, method, options, device):
     if unknown:
         raise TypeError(f"reconstruct(method={method!r}) got unknown option(s) "
                         f"{sorted(unknown)}; accepted: {sorted(_OPTIONS[method])}.")
-    p = check_patterns(patterns)
+    p = _check_pattern_array(patterns)
     b = np.asarray(buckets)
     if b.dtype.kind not in "biuf":
         raise TypeError(f"buckets has dtype {b.dtype}; expected real values.")
@@ -77,153 +87,145 @@ def _prepare(buckets, patterns, method, options, device):
                          f"pattern ({p.shape[0]}).")
     if not np.isfinite(b).all():
         raise ValueError("buckets contains NaN or infinite values.")
+    plan = get_plan(p)
     depth = options.get("modulation_depth", 1.0)
-    if isinstance(depth, bool) or not isinstance(depth, numbers.Real) or not 0 < depth <= 1:
-        raise ValueError(f"modulation_depth={depth!r}: expected D_r in (0, 1].")
-    if depth != 1:
-        # nominal 0/1 masks whose opaque parts transmit 1 - D_r; differential: D_r * p
-        p = depth * p if (p < 0).any() else 1.0 - depth * (1.0 - p)
+    if isinstance(depth, str) and depth == "estimate":
+        depth = _estimate_depth(b.reshape(-1, p.shape[0]), plan)
+    elif isinstance(depth, bool) or not isinstance(depth, numbers.Real) or not 0 < depth <= 1:
+        raise ValueError(f"modulation_depth={depth!r}: expected D_r in (0, 1] or 'estimate'.")
     dev = get_device(device)
-    dtype = compute_dtype(np.result_type(b.dtype, np.asarray(patterns).dtype), dev)
+    dtype = compute_dtype(np.result_type(b.dtype, p.dtype), dev)
     batch = b.shape[:-1]
     bt = to_tensor(b.reshape(-1, p.shape[0]), device=dev, dtype=dtype)
-    pt = to_tensor(p.reshape(p.shape[0], -1), device=dev, dtype=dtype)
-    return bt, pt, batch, p.shape[1:]
+    return bt, plan, float(depth), batch
 
 
 def _finish(x, batch, shape):
     return to_numpy(x.reshape(*batch, *shape), dtype=np.float32)
 
 
+# ----------------------------------------------------------------- modulation depth
+def _estimate_depth(b, plan):
+    """``D_r`` from the open mask's bucket and the mean of the others (see the docs)."""
+    if plan.differential:
+        raise ValueError("modulation_depth='estimate' needs 0/1 (binary) masks: differential "
+                         "buckets fix D_r only together with the scale of the object.")
+    scale = np.maximum(np.abs(plan.lo), np.abs(plan.hi)).max() or 1.0
+    open_ = np.abs(plan.lo - 1.0) <= 1e-6 * scale  # all-open masks: every pixel 1
+    binary = ((np.abs(plan.lo) <= 1e-6 * scale) | open_) & (np.abs(plan.hi - 1) <= 1e-6 * scale)
+    if not open_.any() or open_.all() or not binary.all():
+        raise ValueError("modulation_depth='estimate' needs nominal 0/1 masks that include the "
+                         "all-open mask (the first Hadamard pattern) and at least one other.")
+    fill = plan.rowsum[~open_].mean() / plan.size  # mean open fraction of the other masks
+    s = b[:, open_].mean(1).sum()  # pooled over a batch: D_r belongs to the masks
+    other = b[:, ~open_].mean(1).sum()
+    if not s > 0:
+        raise ValueError("modulation_depth='estimate': the open mask's bucket is not positive.")
+    depth = (1.0 - other / s) / (1.0 - fill)
+    return float(np.clip(depth, 1e-3, 1.0))
+
+
+def estimate_modulation_depth(buckets, patterns):
+    """Modulation depth ``D_r`` of binary masks, estimated from the buckets themselves.
+
+    The open mask (all pixels 1) transmits ``S = sum(x)`` whatever the metal; a nominal 0/1
+    mask ``p_r`` transmits ``(1 - D_r) S + D_r p_r . x``. Averaged over the ``M - 1`` other
+    masks, ``<B> = (1 - D_r) S + D_r <p> . x``; when the mean mask ``<p>`` is close to uniform
+    with open fraction ``f`` (Hadamard masks: ``f = 1/2`` everywhere but one pixel),
+    ``<p> . x = f S`` and
+
+        ``D_r = (1 - <B> / B_open) / (1 - f)``.
+
+    For binary Hadamard rows the only approximation is that one pixel: the relative error of
+    ``D_r`` is ``(x_K[0, 0] - mean(x)) / ((M - 1) mean(x))`` with ``x_K`` the image projected on
+    the measured rows, i.e. below 1 % for ``M = 768`` unless the corner pixel is far brighter
+    than the mean. Zero-mean noise (Poisson, read noise, mask errors) averages out; a dark
+    offset of the detector does not (subtract it first). A stack of bucket vectors is pooled.
+
+    Parameters
+    ----------
+    buckets : array_like, shape (..., M)
+    patterns : array_like, shape (M, n, n)
+        Nominal 0/1 masks that include the all-open one.
+
+    Returns
+    -------
+    float
+        ``D_r`` in (0, 1].
+    """
+    p = _check_pattern_array(patterns)
+    b = np.asarray(buckets, dtype=np.float64)
+    if b.ndim < 1 or b.shape[-1] != p.shape[0]:
+        raise ValueError(f"buckets has shape {b.shape}; its last axis must have one value per "
+                         f"pattern ({p.shape[0]}).")
+    return _estimate_depth(b.reshape(-1, p.shape[0]), get_plan(p))
+
+
 # ------------------------------------------------------------------------- linear methods
-def _gi(b, p):
-    m = p.shape[0]
-    return (b - b.mean(1, keepdim=True)) @ (p - p.mean(0)) / m
+def _gi(b, plan, depth):
+    m = b.shape[1]
+    return plan.weighted_sum((b - b.mean(1, keepdim=True)) / m, depth)
 
 
-def _dgi(b, p):
-    m = p.shape[0]
-    r = p.sum(1)  # reference bucket: total transmission of each mask
+def _dgi(b, plan, depth):
+    m = b.shape[1]
+    r = plan.total_transmission(depth, b.device, b.dtype)  # reference bucket of each mask
     r_mean = r.mean()
     if float(r_mean.abs()) <= 1e-12 * float(r.abs().amax() + 1e-30):
         raise ValueError("method='dgi' needs patterns whose total transmission has a non-zero "
                          "mean (the reference bucket); use 'gi' for zero-mean patterns.")
-    return (b @ p - (b.mean(1, keepdim=True) / r_mean) * (r @ p)[None]) / m
+    return plan.weighted_sum((b - (b.mean(1, keepdim=True) / r_mean) * r[None]) / m, depth)
 
 
-class _Frame:
-    """The orthonormal frame ``W x = c`` of a measurement (see the module docstring)."""
-
-    def __init__(self, b, p, shape, basis, rcond):
-        import torch
-
-        self.size = p.shape[1]
-        self.hadamard = None
-        n = shape[0]
-        if basis not in _BASES:
-            raise ValueError(f"basis={basis!r}; accepted: {_BASES}.")
-        if basis != "general" and shape[0] == shape[1]:
-            from torchscope.ghost._transform import hadamard_rows
-
-            rows = hadamard_rows(p, n, verify=basis is None)
-            if rows is None and basis == "hadamard":
-                raise ValueError("basis='hadamard' but the patterns are not (affine images of) "
-                                 "rows of a Sylvester Hadamard matrix of this size.")
-            if rows is not None:
-                self._init_hadamard(b, *rows)
-        if self.hadamard is None:
-            if not 0 <= rcond < 1:
-                raise ValueError(f"rcond={rcond!r}: expected a relative cut-off in [0, 1).")
-            u, s, vh = torch.linalg.svd(p, full_matrices=False)
-            keep = s > rcond * s[0]
-            self.w = vh[keep]  # (r, N), orthonormal rows
-            self.c = (b @ u[:, keep]) / s[keep]
-
-    def _init_hadamard(self, b, k, a, c):
-        import torch
-
-        dc = k == 0
-        if not bool(dc.any()) and bool((a.abs() > 1e-6 * c.abs().amax()).any()):
-            return  # masks with an offset but no open (uniform) mask: solve it densely
-        total = torch.zeros(b.shape[0], dtype=b.dtype, device=b.device)
-        if bool(dc.any()):
-            total = (b[:, dc] @ c[dc]) / (c[dc] ** 2).sum()
-        resid = (b - a[None] * total[:, None]) * c[None]
-        num = torch.zeros(b.shape[0], self.size, dtype=b.dtype, device=b.device)
-        num.index_add_(1, k, resid)
-        den = torch.zeros(self.size, dtype=b.dtype, device=b.device).index_add_(0, k, c * c)
-        self.index = torch.nonzero(den > 0).squeeze(1)
-        self.c = num[:, self.index] / den[self.index] / math.sqrt(self.size)
-        self.hadamard = True
-
-    def forward(self, x):
-        """``W x`` for images flattened to (B, N)."""
-        if self.hadamard:
-            from torchscope.ghost._transform import fwht
-
-            return fwht(x)[:, self.index] / math.sqrt(self.size)
-        return x @ self.w.T
-
-    def adjoint(self, y):
-        """``W^T y`` for coefficients (B, r)."""
-        if self.hadamard:
-            import torch
-
-            from torchscope.ghost._transform import fwht
-
-            full = torch.zeros(y.shape[0], self.size, dtype=y.dtype, device=y.device)
-            full[:, self.index] = y
-            return fwht(full) / math.sqrt(self.size)
-        return y @ self.w
+def _frame(b, plan, depth, options):
+    basis = options.get("basis")
+    if basis not in _BASES:
+        raise ValueError(f"basis={basis!r}; accepted: {_BASES}.")
+    return make_frame(plan, b, depth, basis, options.get("rcond", 1e-6))
 
 
 # ------------------------------------------------------------------------------ TV solver
-def _grad(x):
+def _tv_steps(frame, lam, iterations, every):
+    """Chambolle-Pock for ``min_x 1/2 ||W x - c||^2 + mu TV(x)``; yields (iteration, x, change).
+
+    Buffers are allocated once and updated in place; the loop makes no host synchronisation
+    except at the snapshots.
+    """
     import torch
 
-    g = torch.zeros((x.shape[0], 2, *x.shape[1:]), dtype=x.dtype, device=x.device)
-    g[:, 0, :-1] = x[:, 1:] - x[:, :-1]
-    g[:, 1, :, :-1] = x[:, :, 1:] - x[:, :, :-1]
-    return g
-
-
-def _div(g):
-    import torch
-
-    d = torch.zeros((g.shape[0], *g.shape[2:]), dtype=g.dtype, device=g.device)
-    d[:, :-1] += g[:, 0, :-1]
-    d[:, 1:] -= g[:, 0, :-1]
-    d[:, :, :-1] += g[:, 1, :, :-1]
-    d[:, :, 1:] -= g[:, 1, :, :-1]
-    return d
-
-
-def _tv_steps(frame, shape, lam, iterations, every):
-    """Chambolle-Pock for ``min_x 1/2 ||W x - c||^2 + mu TV(x)``; yields (iteration, x, change)."""
-    import torch
-
-    c = frame.c
-    batch = c.shape[0]
-    x = frame.adjoint(c)  # the pseudo-inverse: start there
-    lo = torch.quantile(x, 0.01, dim=1)
-    hi = torch.quantile(x, 0.99, dim=1)
+    x = frame.pinv()  # the pseudo-inverse: start there
+    batch = x.shape[0]
+    flat = x.reshape(batch, -1)
+    lo = torch.quantile(flat, 0.01, dim=1)
+    hi = torch.quantile(flat, 0.99, dim=1)
     contrast = torch.clamp(hi - lo, min=1e-12 * float(x.abs().amax()) + 1e-30)
     mu = (lam * contrast).view(batch, 1, 1)
-    x = x.view(batch, *shape)
-    xbar = x.clone()
-    dual = torch.zeros((batch, 2, *shape), dtype=x.dtype, device=x.device)
     tau = sigma = 0.99 / math.sqrt(8.0)  # tau * sigma * ||grad||^2 < 1
-    wc = frame.adjoint(c).view(batch, *shape) * tau
+    wc = x * tau
     shrink = tau / (1.0 + tau)
+    x = x.clone()
+    xbar = x.clone()
+    d0 = torch.zeros_like(x)  # dual, vertical differences (last row stays 0)
+    d1 = torch.zeros_like(x)  # dual, horizontal differences (last column stays 0)
+    norm = torch.empty_like(x)
+    div = torch.empty_like(x)
     last = x.clone()
     for it in range(1, iterations + 1):
-        dual = dual + sigma * _grad(xbar)
-        norm = torch.sqrt((dual * dual).sum(1, keepdim=True))
-        dual = dual / torch.clamp(norm / mu.unsqueeze(1), min=1.0)
-        z = x + tau * _div(dual) + wc
+        d0[:, :-1].add_(xbar[:, 1:] - xbar[:, :-1], alpha=sigma)
+        d1[:, :, :-1].add_(xbar[:, :, 1:] - xbar[:, :, :-1], alpha=sigma)
+        torch.hypot(d0, d1, out=norm)
+        torch.maximum(norm, mu, out=norm)
+        torch.div(mu, norm, out=norm)
+        d0.mul_(norm)
+        d1.mul_(norm)
+        # div = -grad^T dual (zero boundary)
+        torch.add(d0, d1, out=div)
+        div[:, 1:].sub_(d0[:, :-1])
+        div[:, :, 1:].sub_(d1[:, :, :-1])
+        z = torch.add(wc, div, alpha=tau).add_(x)
         # prox of the data term: (I + tau W^T W)^-1 = I - tau / (1 + tau) W^T W, as W W^T = I
-        x_new = z - shrink * frame.adjoint(frame.forward(z.view(batch, -1))).view(batch, *shape)
-        xbar = 2.0 * x_new - x
+        x_new = z.sub_(frame.project(z), alpha=shrink)
+        torch.sub(x_new, x, out=xbar).add_(x_new)  # xbar = 2 x_new - x
         x = x_new
         if it % every == 0 or it == iterations:
             diff = torch.linalg.vector_norm((x - last).view(batch, -1), dim=1)
@@ -278,10 +280,10 @@ def iterate(buckets, patterns, *, method="tv", every=10, device=None, **options)
     import torch
 
     with torch.no_grad():
-        b, p, batch, shape = _prepare(buckets, patterns, method, options, device)
-        frame = _Frame(b, p, shape, options.get("basis"), options.get("rcond", 1e-6))
-        for it, x, change in _tv_steps(frame, shape, lam, iterations, every):
-            yield Snapshot(it, _finish(x, batch, shape), change)
+        b, plan, depth, batch = _prepare(buckets, patterns, method, options, device)
+        frame = _frame(b, plan, depth, options)
+        for it, x, change in _tv_steps(frame, lam, iterations, every):
+            yield Snapshot(it, _finish(x, batch, plan.shape), change)
 
 
 def reconstruct(buckets, patterns, *, method="tv", device=None, **options):
@@ -308,12 +310,15 @@ def reconstruct(buckets, patterns, *, method="tv", device=None, **options):
     device : None, str or torch.device, optional
         ``None``: CUDA, then Apple MPS, then the CPU.
     **options
-        modulation_depth : float in (0, 1], default 1
+        modulation_depth : float in (0, 1] or "estimate", default 1
             ``D_r`` of nominal masks: 0/1 patterns are taken as transmitting ``1 - D_r`` where
-            they are 0 (differential ones as ``D_r * p``). All methods.
+            they are 0 (differential ones as ``D_r * p``). All methods. ``"estimate"``: from
+            the buckets, by :func:`estimate_modulation_depth` (0/1 masks including the open
+            one).
         basis : {None, "hadamard", "general"}
-            ``None`` detects Hadamard patterns exactly; ``"hadamard"`` trusts it (skips the
-            check); ``"general"`` forces the SVD path. ``pinv`` and ``tv``.
+            ``None`` detects Hadamard patterns exactly (once per pattern set: the analysis is
+            cached, keyed by a fingerprint of the whole array); ``"hadamard"`` requires them
+            (``ValueError`` otherwise); ``"general"`` forces the SVD path. ``pinv`` and ``tv``.
         rcond : float, default 1e-6
             Relative cut-off of singular values on the SVD path. ``pinv`` and ``tv``.
         lam : float, default 0.02
@@ -346,12 +351,11 @@ def reconstruct(buckets, patterns, *, method="tv", device=None, **options):
     import torch
 
     with torch.no_grad():
-        b, p, batch, shape = _prepare(buckets, patterns, method, options, device)
+        b, plan, depth, batch = _prepare(buckets, patterns, method, options, device)
         if method == "gi":
-            x = _gi(b, p)
+            x = _gi(b, plan, depth)
         elif method == "dgi":
-            x = _dgi(b, p)
+            x = _dgi(b, plan, depth)
         else:
-            frame = _Frame(b, p, shape, options.get("basis"), options.get("rcond", 1e-6))
-            x = frame.adjoint(frame.c)
-        return _finish(x, batch, shape)
+            x = _frame(b, plan, depth, options).pinv()
+        return _finish(x, batch, plan.shape)
