@@ -32,7 +32,7 @@ Conventions shared by every function:
 Importing this module does not import torch; the first call does.
 """
 
-import importlib
+from torchscope.backend._lazy import lazy_namespace
 
 _SUBMODULES = {
     "gaussian": "_linear",
@@ -59,18 +59,4 @@ _SUBMODULES = {
     "footprint": "_core",
 }
 
-__all__ = sorted(_SUBMODULES)
-
-
-def __getattr__(name):
-    try:
-        module = _SUBMODULES[name]
-    except KeyError:
-        raise AttributeError(f"module 'torchscope.filters' has no attribute {name!r}") from None
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__, __all__ = lazy_namespace(__name__, _SUBMODULES)

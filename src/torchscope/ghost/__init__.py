@@ -27,7 +27,7 @@ then the CPU; random functions take ``rng`` (a seed or a ``numpy.random.Generato
 Importing this module does not import torch; the first reconstruction does.
 """
 
-import importlib
+from torchscope.backend._lazy import lazy_namespace
 
 _SUBMODULES = {
     "hadamard_patterns": "_patterns",
@@ -45,18 +45,4 @@ _SUBMODULES = {
     "estimate_modulation_depth": "_reconstruct",
 }
 
-__all__ = sorted(_SUBMODULES)
-
-
-def __getattr__(name):
-    try:
-        module = _SUBMODULES[name]
-    except KeyError:
-        raise AttributeError(f"module 'torchscope.ghost' has no attribute {name!r}") from None
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__, __all__ = lazy_namespace(__name__, _SUBMODULES)
