@@ -100,9 +100,26 @@ def test_device_comparison_of_integers_with_any_number():
 
 def test_bool_image_counts_as_zero_and_one():
     image = IMAGES["uniform float32 3D"] > 0.3
-    assert threshold_value(image, "otsu") == 0.0
     np.testing.assert_array_equal(threshold(image), image)
     np.testing.assert_array_equal(histogram(image, 4)[0], np.histogram(image.view(np.uint8), 4)[0])
+
+
+@pytest.mark.filterwarnings("ignore:Converting input from bool")
+@pytest.mark.parametrize("method", HISTOGRAM_METHODS + ("mean",))
+def test_bool_image_equals_skimage(method):
+    # scikit-image bins bool images like floats (256 bins over [0, 1]), not one bin per value:
+    # triangle then gives 1.5/256, and the mask is the image itself, where a 0/1 uint8 image
+    # would give 1 and an empty mask
+    image = IMAGES["uniform float32 3D"] > 0.7
+    assert threshold_value(image, method) == pytest.approx(float(_skimage(image, method)), abs=1e-12)
+    np.testing.assert_array_equal(threshold(image, method), image)
+
+
+def test_integer_image_with_too_wide_a_range_is_refused():
+    image = np.array([[0, 2**30]], dtype=np.int32)
+    with pytest.raises(ValueError, match="astype"):
+        threshold_value(image, "otsu")
+    assert threshold_value(image.astype(np.float32), "otsu") == float(_skimage(image.astype(np.float32), "otsu"))
 
 
 def test_mask_is_bool_of_the_image_shape():

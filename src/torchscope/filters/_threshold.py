@@ -92,15 +92,17 @@ def threshold_value(image, method="otsu", *, device=None):
     Raises
     ------
     ValueError
-        For an unknown method, a non-finite number, or NaN/infinite values in the image.
+        For an unknown method, a non-finite number, NaN/infinite values in the image, or an
+        integer image spanning more than 2**24 values (one histogram bin each; convert it to
+        float).
     TypeError
         If ``method`` is neither a name nor a number.
 
     Notes
     -----
     Equal to ``skimage.filters.threshold_<method>(image)`` with its default arguments
-    (histogram-based methods use one bin per integer value for integer images and 256 bins
-    for float images); Li's and the mean agree to float rounding of the means. A constant
+    (histogram-based methods use one bin per integer value for integer images, and 256 bins
+    for float and bool images); Li's and the mean agree to float rounding of the means. A constant
     image gives its value for every method (scikit-image's ``yen`` and ``isodata`` are
     undefined there on float images). Dask arrays are reduced block by block; Li on a float
     dask array also gathers its distinct values on the host.
@@ -333,15 +335,27 @@ def _count_uniform(t, edges):
     return counts[:nbins]
 
 
+# The most bins (distinct integer values) of an integer image's threshold histogram.
+_MAX_THRESHOLD_BINS = 2**24
+
+
 def _threshold_histogram(pixels):
     """scikit-image's histogram for thresholds: ``(counts, bin_centers)``.
 
     Integer images: one bin per value from min to max (centres are the values, int64).
-    Float images: numpy's 256 equal bins over [min, max] (centres in the image's float type).
+    Float and bool images: numpy's 256 equal bins over [min, max] (centres in the image's float type).
     """
     lo, hi = pixels.range()
-    if pixels.integer:
+    if pixels.dtype.kind in "iu":  # bool images take the float path, as in scikit-image
         low, size = int(lo), int(hi) - int(lo) + 1
+        if size > _MAX_THRESHOLD_BINS:
+            raise ValueError(
+                f"the integer image spans {size} values ({low} to {int(hi)}); thresholds of "
+                f"integer images use one histogram bin per value (as scikit-image does), and more "
+                f"than {_MAX_THRESHOLD_BINS} bins would take over "
+                f"{_MAX_THRESHOLD_BINS * 8 // 2**20} MiB. Convert the image to float "
+                "(image.astype(numpy.float32)) to threshold it on 256 equal bins."
+            )
         counts = pixels.reduce(lambda t: _count_integers(t, low, size))
         return counts, np.arange(low, low + size)
     counts, edges = _histogram(pixels, _NBINS)
@@ -375,7 +389,8 @@ def _mean(pixels):
     """numpy's ``mean``: float64 for integer images, the image's float type otherwise."""
     if pixels.integer:
         lo, hi = pixels.range()
-        if int(hi) - int(lo) < _MAX_INTEGER_BINS:  # 8- and 16-bit images: from the histogram
+        # 8- and 16-bit images: from the histogram (bool images have no integer histogram)
+        if pixels.dtype.kind != "b" and int(hi) - int(lo) < _MAX_INTEGER_BINS:
             counts, values = _threshold_histogram(pixels)
             return np.float64(np.dot(counts, values.astype(np.float64)) / pixels.size)
         total = pixels.reduce(lambda t: int(t.sum()))  # exact: integers sum in int64
