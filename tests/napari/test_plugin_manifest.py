@@ -37,7 +37,15 @@ def _command_classes(manifest):
 
 def test_one_widget_per_operation_and_per_group(manifest):
     classes = _command_classes(manifest)
-    widgets = {w.display_name: classes[w.command] for w in manifest.contributions.widgets}
+    filter_commands = {
+        c.id for c in manifest.contributions.commands
+        if c.python_name.startswith("torchscope.napari._filters:")
+    }
+    widgets = {
+        w.display_name: classes[w.command]
+        for w in manifest.contributions.widgets
+        if w.command in filter_commands
+    }
     assert all(issubclass(cls, FilterWidget) for cls in widgets.values())
     expected = {OPERATIONS[name].title: (name,) for name in OPERATIONS}
     expected.update({GROUPS[g]: group_operations(g) for g in GROUPS})
