@@ -1,0 +1,113 @@
+"""Input checks and intensity scaling shared by the deblur functions."""
+
+import numbers
+
+import numpy as np
+
+# luminance weights of ITU-R BT.709, as skimage.color.rgb2gray uses them
+_LUMA = np.array([0.2125, 0.7154, 0.0721])
+
+
+def check_int(name, value, low, high=None, *, odd=False):
+    """An integer option, validated (bools are refused)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}.")
+    value = int(value)
+    if value < low or (high is not None and value > high) or (odd and value % 2 == 0):
+        what = "an odd integer" if odd else "an integer"
+        span = f">= {low}" if high is None else f"in [{low}, {high}]"
+        raise ValueError(f"{name}={value}: expected {what} {span}.")
+    return value
+
+
+def check_real(name, value, low, high=np.inf, *, low_open=False):
+    """A real option in ``[low, high]`` (or ``(low, high]``), validated."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}.")
+    value = float(value)
+    if not ((value > low if low_open else value >= low) and value <= high):
+        lo = "(" if low_open else "["
+        raise ValueError(f"{name}={value}: expected a value in {lo}{low}, {high}].")
+    return value
+
+
+def check_choice(name, value, choices):
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name}={value!r}; accepted: {tuple(choices)}.")
+    return value
+
+
+def as_real_array(name, value, ndims):
+    """``value`` as a numpy array of a real dtype with ``ndim`` in ``ndims``, finite."""
+    a = np.asarray(value)
+    if a.dtype.kind not in "biuf":
+        raise TypeError(f"{name} has dtype {a.dtype}; expected a real (bool, integer or float) "
+                        "array.")
+    if a.ndim not in ndims:
+        raise ValueError(f"{name} has shape {a.shape}; expected {' or '.join(ndims.values())}.")
+    if a.size == 0:
+        raise ValueError(f"{name} is empty (shape {a.shape}).")
+    if a.dtype.kind == "f" and not np.isfinite(a).all():
+        raise ValueError(f"{name} contains NaN or infinite values.")
+    return a
+
+
+def check_image(name, image, *, color=True):
+    """A 2-D image, or a colour image (H, W, 3) when ``color``; returned as a numpy array."""
+    kinds = {2: "a 2-D image (H, W)"}
+    if color:
+        kinds[3] = "a colour image (H, W, 3)"
+    a = as_real_array(name, image, kinds)
+    if a.ndim == 3 and a.shape[-1] != 3:
+        raise ValueError(f"{name} has shape {a.shape}; a 3-D image must be colour (H, W, 3) "
+                         "with the channels last.")
+    return a
+
+
+def check_kernel(name, kernel):
+    """A 2-D blur kernel with a positive sum, as float64."""
+    k = as_real_array(name, kernel, {2: "a 2-D kernel (kh, kw)"}).astype(np.float64)
+    if not k.sum() > 0:
+        raise ValueError(f"{name} sums to {k.sum():g}; a blur kernel must have a positive sum "
+                         "(usually 1).")
+    return k
+
+
+def to_gray(image):
+    """A colour (H, W, 3) image as luminance; a 2-D image unchanged."""
+    if image.ndim == 3:
+        return image.astype(np.float64) @ _LUMA
+    return image
+
+
+def unit_range(image):
+    """The scale that maps ``image`` onto [0, 1], the range the default weights assume.
+
+    Integer images are divided by their dtype's maximum (``uint8`` / 255, as
+    ``skimage.img_as_float`` does), bools become 0/1, float images within [-0.5, 1.5] (a
+    [0, 1] image with noise or ringing) stay as they are, and any other float image is mapped
+    from ``[min, max]``.
+
+    Returns
+    -------
+    scaled : numpy.ndarray of float64
+    offset, scale : float
+        ``image == scaled * scale + offset``.
+    """
+    a = np.asarray(image)
+    if a.dtype == bool:
+        return a.astype(np.float64), 0.0, 1.0
+    if a.dtype.kind in "iu":
+        scale = float(np.iinfo(a.dtype).max)
+        return a.astype(np.float64) / scale, 0.0, scale
+    a = a.astype(np.float64)
+    lo, hi = float(a.min()), float(a.max())
+    if lo >= -0.5 and hi <= 1.5:
+        return a, 0.0, 1.0
+    scale = hi - lo if hi > lo else 1.0
+    return (a - lo) / scale, lo, scale
+
+
+def float_dtype(image):
+    """The float dtype of results for ``image``: float64 stays float64, the rest is float32."""
+    return np.float64 if np.asarray(image).dtype == np.float64 else np.float32

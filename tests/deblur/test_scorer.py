@@ -1,0 +1,109 @@
+"""The scorer network, the dataset builder and a tiny run of the training script."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from torchscope.deblur import _dataset, score_regions
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "train_deblur_scorer.py"
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location("train_deblur_scorer", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_network_shape_and_head():
+    import torch
+
+    from torchscope.deblur._scorer import RegionScorer, feature_size
+
+    assert feature_size(228) == 8  # 228 -> 114 -> 57 -> 29 -> 15 -> 8
+    net = RegionScorer(width=4, patch_size=228).eval()
+    blocks = [len(stage) for stage in net.stages]
+    assert blocks == [3, 4, 6, 3]  # ResNet34's stages
+    assert not any(isinstance(m, (torch.nn.MaxPool2d, torch.nn.AvgPool2d,
+                                  torch.nn.AdaptiveAvgPool2d)) for m in net.modules())
+    with torch.no_grad():
+        out = net(torch.rand(2, 1, 228, 228))
+    assert out.shape == (2,)
+    with pytest.raises(ValueError, match="228 x 228"):
+        net(torch.rand(1, 1, 200, 200))
+
+
+def test_split_is_by_source_and_labels_are_guarded():
+    split = _dataset.split_sources([f"s{i}" for i in range(20)], seed=1)
+    assert set(split.values()) == {"train", "val", "test"}
+    assert split == _dataset.split_sources([f"s{i}" for i in range(20)][::-1], seed=1)
+    kernel = np.zeros((9, 9))
+    kernel[4, 2:7] = [0.1, 0.2, 0.4, 0.2, 0.1]  # compact: the trivial score is high
+    trivial = kernel.max() / np.linalg.norm(kernel)
+    assert trivial > 0.75
+    gen = np.random.default_rng(0)
+    k = _dataset.random_kernel(gen, (11, 15), max_trivial=0.6)
+    assert k.shape[0] in (11, 13, 15) and k.max() / np.linalg.norm(k) <= 0.6
+
+
+def _tiny_sources():
+    gen = np.random.default_rng(0)
+    images = {}
+    for i in range(3):
+        image = np.full((96, 96), 0.5)
+        for _ in range(8):
+            r, c = gen.integers(0, 80, 2)
+            image[r:r + 24, c:c + 24] = gen.random()
+        images[f"shapes{i}"] = image
+    return images
+
+
+def test_tiny_build_and_training_run(tmp_path):
+    data = tmp_path / "set"
+    _dataset.build(data, sources=_tiny_sources(), kernels_per_crop=1, crops_per_source=1,
+                   crop=96, size=64, stride=32, kernel_sizes=(7, 9), iterations=1,
+                   device="cpu", log=lambda *a: None)
+    shards = _dataset.load(data)
+    assert len(shards) == 3
+    assert {s["split"] for s in shards} == {"train", "val", "test"}
+    for s in shards:
+        assert s["boxes"].shape == (4, 4) and s["labels"].dtype == bool
+        good = (s["similarity"] > 0.75) & (s["similarity"] >= s["trivial"] + 0.1)
+        np.testing.assert_array_equal(s["labels"], good)
+    config = json.loads((data / "dataset.json").read_text())
+    assert config["size"] == 64 and set(config["split"]) == set(_tiny_sources())
+    # building again resumes: nothing is recomputed
+    before = {p.name: p.stat().st_mtime_ns for p in data.glob("*.npz")}
+    _dataset.build(data, sources=_tiny_sources(), kernels_per_crop=1, crops_per_source=1,
+                   crop=96, size=64, stride=32, kernel_sizes=(7, 9), iterations=1,
+                   device="cpu", log=lambda *a: None)
+    assert before == {p.name: p.stat().st_mtime_ns for p in data.glob("*.npz")}
+
+    out = tmp_path / "scorer.safetensors"
+    card = _script().main(["--data", str(data), "--out", str(out), "--epochs", "1",
+                           "--max-steps", "2", "--width", "4", "--batch-size", "2",
+                           "--device", "cpu"])
+    assert out.is_file() and out.with_suffix(".md").is_file()
+    assert card["training"]["epochs_run"] == 1 and card["sha256"]
+    regions = score_regions(np.random.default_rng(1).random((100, 120)), size=64, stride=16,
+                            weights=out, device="cpu")
+    assert regions.boxes.shape == (12, 4)
+    assert ((regions.scores > 0) & (regions.scores < 1)).all()
+    with pytest.raises(ValueError, match="size=64"):
+        score_regions(np.zeros((100, 120)), size=50, weights=out)
+
+
+def test_load_refuses_other_files(tmp_path):
+    import torch
+    from safetensors.torch import save_file
+
+    from torchscope.deblur._scorer import load_scorer
+
+    path = tmp_path / "other.safetensors"
+    save_file({"w": torch.zeros(2)}, str(path))
+    with pytest.raises(ValueError, match="not a region-scorer file"):
+        load_scorer(path)
