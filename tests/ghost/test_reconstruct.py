@@ -141,7 +141,7 @@ def test_errors():
     b = np.ones(64)
     with pytest.raises(ValueError, match="method='fbp'"):
         reconstruct(b, p, method="fbp")
-    with pytest.raises(NotImplementedError, match="mwcnn"):
+    with pytest.raises(ValueError, match="no shipped model for 16 x 16"):
         reconstruct(b, p, method="mwcnn")
     with pytest.raises(ValueError, match="one value per pattern"):
         reconstruct(np.ones(63), p)
@@ -166,3 +166,13 @@ def test_cnr_equation_1():
         cnr(img, mask.astype(int))
     with pytest.raises(ValueError, match="at least one pixel"):
         cnr(img, np.ones((2, 2), bool))
+
+
+def test_an_abandoned_iteration_leaves_autograd_on():
+    # a napari worker abandons the generator on Stop; the thread is reused for other work
+    import torch
+
+    p = hadamard_patterns(16, ratio=0.5)
+    steps = iterate(np.ones(len(p)), p, every=1, iterations=50)
+    next(steps)
+    assert torch.is_grad_enabled()

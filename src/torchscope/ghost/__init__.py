@@ -13,9 +13,18 @@ Measurement
     :func:`simulate_buckets`: the x-ray model (modulation depth, per-pixel transmission
     errors, sloped edges, Poisson counting, read noise).
 Reconstruction
-    :func:`reconstruct` (``"gi"``, ``"dgi"``, ``"pinv"``, ``"tv"``), :func:`iterate` (the
-    iterative TV solver as a generator of snapshots, see :class:`Snapshot`).
+    :func:`reconstruct` (``"gi"``, ``"dgi"``, ``"pinv"``, ``"tv"``, ``"mwcnn"``), :func:`iterate`
+    (the iterative TV solver as a generator of snapshots, see :class:`Snapshot`).
     :func:`estimate_modulation_depth` (also ``modulation_depth="estimate"``).
+The network
+    :class:`MWCNN` (a multi-level wavelet CNN on the pseudo-inverse image; weights ship with the
+    package), :func:`train_mwcnn` (a generator of :class:`TrainingProgress`, for your own
+    pattern set), :func:`save_mwcnn`, :func:`load_mwcnn` (safetensors, no pickle).
+Files and samples
+    :func:`save_measurement`, :func:`load_measurement` (``.npz``: buckets, patterns, metadata;
+    see :class:`Measurement`), :func:`save_patterns`, :func:`load_patterns` (TIFF stacks),
+    :func:`sample_object` (the paper's "CAS" letters, 14-tooth gear, semi-cylinder and column;
+    names in ``SAMPLE_OBJECTS``).
 Quality
     :func:`cnr`, the contrast-to-noise ratio of the paper's equation (1); :func:`cnr_curve`
     (CNR against the number of exposures, see :class:`CNRCurve`).
@@ -43,6 +52,18 @@ _SUBMODULES = {
     "cnr_curve": "_curve",
     "CNRCurve": "_curve",
     "estimate_modulation_depth": "_reconstruct",
+    "train_mwcnn": "_training",
+    "TrainingProgress": "_training",
+    "MWCNN": "_mwcnn",
+    "load_mwcnn": "_mwcnn",
+    "save_mwcnn": "_mwcnn",
+    "Measurement": "_io",
+    "save_measurement": "_io",
+    "load_measurement": "_io",
+    "save_patterns": "_io",
+    "load_patterns": "_io",
+    "sample_object": "_samples",
+    "SAMPLE_OBJECTS": "_samples",
 }
 
 __getattr__, __dir__, __all__ = lazy_namespace(__name__, _SUBMODULES)

@@ -30,7 +30,7 @@ _OPTIONS = {
     "dgi": {"modulation_depth"},
     "pinv": {"modulation_depth", "basis", "rcond"},
     "tv": {"modulation_depth", "basis", "rcond", "lam", "iterations"},
-    "mwcnn": set(),
+    "mwcnn": {"modulation_depth", "basis", "rcond", "model"},
 }
 _BASES = (None, "hadamard", "general")
 
@@ -69,11 +69,6 @@ def _prepare(buckets, patterns, method, options, device):
     """Validate; return ``(b, plan, depth, batch)`` with ``b`` a (B, M) tensor."""
     if method not in METHODS:
         raise ValueError(f"method={method!r}; accepted: {METHODS}.")
-    if method == "mwcnn":
-        raise NotImplementedError(
-            "method='mwcnn' (the CH-MWCNN network of the paper) is not available yet: its "
-            "trained weights do not ship in this version. Use 'tv', 'pinv', 'dgi' or 'gi'."
-        )
     unknown = set(options) - _OPTIONS[method]
     if unknown:
         raise TypeError(f"reconstruct(method={method!r}) got unknown option(s) "
@@ -282,8 +277,17 @@ def iterate(buckets, patterns, *, method="tv", every=10, device=None, **options)
     with torch.no_grad():
         b, plan, depth, batch = _prepare(buckets, patterns, method, options, device)
         frame = _frame(b, plan, depth, options)
-        for it, x, change in _tv_steps(frame, lam, iterations, every):
-            yield Snapshot(it, _finish(x, batch, plan.shape), change)
+    steps = _tv_steps(frame, lam, iterations, every)
+    while True:
+        # autograd is off only while a step computes, never across a yield: an abandoned
+        # generator must not leave the consumer's thread (a reused worker thread) without it
+        with torch.no_grad():
+            step = next(steps, None)
+            if step is None:
+                return
+            it, x, change = step
+            snapshot = Snapshot(it, _finish(x, batch, plan.shape), change)
+        yield snapshot
 
 
 def reconstruct(buckets, patterns, *, method="tv", device=None, **options):
@@ -306,7 +310,11 @@ def reconstruct(buckets, patterns, *, method="tv", device=None, **options):
         ``"tv"`` (default): total-variation compressive sensing (the TVAL3 model
         ``min_x 1/2 ||A x - b||^2_W + mu TV(x)``, isotropic TV), solved by Chambolle-Pock
         primal-dual iterations in the orthonormal frame of the measurement (see :func:`iterate`).
-        ``"mwcnn"``: not available yet (raises ``NotImplementedError``).
+        ``"mwcnn"``: the paper's CH-MWCNN: the ``pinv`` image refined by a multi-level
+        wavelet CNN (:func:`train_mwcnn`). Without ``model``, a network that ships with the
+        package is chosen for the mask size, the order of the Hadamard rows and the sampling
+        ratio (closest trained ratio); ``ValueError`` if none fits (e.g. 128 x 128 masks,
+        speckle masks or a random subset of rows): train one with :func:`train_mwcnn`.
     device : None, str or torch.device, optional
         ``None``: CUDA, then Apple MPS, then the CPU.
     **options
@@ -326,6 +334,10 @@ def reconstruct(buckets, patterns, *, method="tv", device=None, **options):
             percentile range), so it does not depend on the units of the buckets. ``tv``.
         iterations : int, default 200
             Chambolle-Pock iterations. ``tv``.
+        model : MWCNN, optional
+            A network from :func:`train_mwcnn` or :func:`load_mwcnn` instead of a shipped one.
+            ``mwcnn``. Pass ``modulation_depth`` too (known or ``"estimate"``): the network
+            expects the pseudo-inverse of the true masks.
 
     Returns
     -------
@@ -336,11 +348,10 @@ def reconstruct(buckets, patterns, *, method="tv", device=None, **options):
     Raises
     ------
     ValueError
-        For an unknown method, mismatched shapes or bad option values.
+        For an unknown method, mismatched shapes or bad option values, or ``mwcnn`` without a
+        fitting model.
     TypeError
         For an option the method does not take.
-    NotImplementedError
-        For ``method="mwcnn"``.
     """
     if method == "tv":
         snap = None
@@ -356,6 +367,22 @@ def reconstruct(buckets, patterns, *, method="tv", device=None, **options):
             x = _gi(b, plan, depth)
         elif method == "dgi":
             x = _dgi(b, plan, depth)
+        elif method == "mwcnn":
+            x = _refine_mwcnn(b, plan, depth, options)
         else:
             x = _frame(b, plan, depth, options).pinv()
         return _finish(x, batch, plan.shape)
+
+
+def _refine_mwcnn(b, plan, depth, options):
+    from torchscope.ghost import _mwcnn
+
+    if plan.shape[0] != plan.shape[1]:
+        raise ValueError(f"method='mwcnn' needs square masks, got {plan.shape[0]} x "
+                         f"{plan.shape[1]}.")
+    model = options.get("model")
+    if model is None:
+        net = _mwcnn.shipped_model(plan, b.device)
+    else:
+        net = _mwcnn.user_model(model, plan.shape[0], b.device)
+    return _mwcnn.refine(net, _frame(b, plan, depth, options).pinv())

@@ -1,0 +1,283 @@
+"""The CH-MWCNN: Haar wavelets, the network, weights on disk, training, and ``method="mwcnn"``."""
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from torchscope.ghost import (
+    MWCNN,
+    TrainingProgress,
+    cnr,
+    hadamard_patterns,
+    load_mwcnn,
+    reconstruct,
+    save_mwcnn,
+    simulate_buckets,
+    speckle_patterns,
+    train_mwcnn,
+)
+from torchscope.ghost._mwcnn import WEIGHTS_DIR, dwt, iwt, refine, shipped_configs
+from torchscope.ghost._training import (
+    HELD_OUT_LETTERS,
+    LETTERS,
+    held_out_images,
+    synthetic_objects,
+)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """One torch thread: on a small shared CPU, two spinning threads make tiny convolutions
+    ten times slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _mse(x, ref):
+    return float(np.mean((np.asarray(x, np.float64) - ref) ** 2))
+
+
+def _tiny(seed=0):
+    """A small random-weight network (the last layer perturbed so it is not the identity)."""
+    torch.manual_seed(seed)
+    net = MWCNN((4, 8, 8), convs=1)
+    with torch.no_grad():
+        net.tail.weight.normal_(0, 0.1)
+    return net.eval()
+
+
+# --------------------------------------------------------------------------- wavelets
+def test_dwt_analytic_blocks():
+    a, b, c, d = 1.0, 2.0, 3.0, 5.0
+    x = torch.tensor([[[[a, b], [c, d]]]])
+    y = dwt(x).flatten()
+    expected = [(a + b + c + d) / 2, (a + b - c - d) / 2, (a - b + c - d) / 2, (a - b - c + d) / 2]
+    np.testing.assert_allclose(y.numpy(), expected, rtol=1e-6)
+    # constant -> LL only (2 x the value); checkerboard -> HH only; row stripes -> LH only
+    ii, jj = np.mgrid[:8, :8]
+    cases = {0: np.full((8, 8), 3.0), 3: (-1.0) ** (ii + jj), 1: (-1.0) ** ii, 2: (-1.0) ** jj}
+    for band, img in cases.items():
+        y = dwt(torch.tensor(img)[None, None]).numpy()[0]
+        value = 6.0 if band == 0 else 2.0
+        np.testing.assert_allclose(np.abs(y[band]), value, rtol=1e-12)
+        np.testing.assert_allclose(np.delete(y, band, axis=0), 0.0, atol=1e-12)
+
+
+def test_dwt_is_orthonormal_and_iwt_its_inverse(rng):
+    # the 16 x 16 matrix of the DWT of 4 x 4 images is orthogonal
+    basis = torch.eye(16, dtype=torch.float64).reshape(16, 1, 4, 4)
+    m = dwt(basis).reshape(16, 16)
+    np.testing.assert_allclose((m @ m.T).numpy(), np.eye(16), atol=1e-12)
+    x = torch.tensor(rng.standard_normal((3, 5, 8, 16)))
+    y = dwt(x)
+    assert y.shape == (3, 20, 4, 8)
+    np.testing.assert_allclose(torch.sum(y ** 2).item(), torch.sum(x ** 2).item(), rtol=1e-12)
+    np.testing.assert_allclose(iwt(y).numpy(), x.numpy(), atol=1e-12)
+    z = torch.tensor(rng.standard_normal((2, 8, 3, 5)))
+    np.testing.assert_allclose(dwt(iwt(z)).numpy(), z.numpy(), atol=1e-12)
+    with pytest.raises(ValueError, match="even"):
+        dwt(torch.zeros(1, 1, 5, 4))
+    with pytest.raises(ValueError, match="multiple of 4"):
+        iwt(torch.zeros(1, 6, 2, 2))
+
+
+# ---------------------------------------------------------------------------- network
+def test_untrained_network_is_identity_and_batches(rng):
+    net = MWCNN((4, 8, 8, 16), convs=2)
+    x = torch.tensor(rng.uniform(size=(3, 32, 32)), dtype=torch.float32) * 500 + 20
+    with torch.no_grad():
+        np.testing.assert_allclose(refine(net, x).numpy(), x.numpy(), rtol=1e-5)
+        tiny = _tiny()
+        stack = refine(tiny, x)
+        assert stack.shape == (3, 32, 32) and stack.dtype == torch.float32
+        one = refine(tiny, x[1:2])
+        np.testing.assert_allclose(stack[1].numpy(), one[0].numpy(), rtol=1e-4, atol=1e-3)
+        # units: refining a scaled image gives the scaled result
+        np.testing.assert_allclose(refine(tiny, 10 * x).numpy(), 10 * stack.numpy(), rtol=1e-4)
+
+
+def test_save_load_round_trip(tmp_path, rng):
+    net = _tiny(3)
+    net.config["note"] = "round trip"
+    path = tmp_path / "m.safetensors"
+    sha = save_mwcnn(path, net)
+    assert len(sha) == 64
+    loaded = load_mwcnn(path, device="cpu")
+    assert isinstance(loaded, MWCNN) and loaded.config == net.config
+    for (k, v), (k2, v2) in zip(net.state_dict().items(), loaded.state_dict().items()):
+        assert k == k2 and torch.equal(v, v2)
+    x = torch.tensor(rng.uniform(size=(2, 16, 16)), dtype=torch.float32)
+    with torch.no_grad():
+        assert torch.equal(refine(net, x), refine(loaded, x))
+    # a safetensors file: 8-byte header length, JSON header with our metadata, no pickle
+    raw = path.read_bytes()
+    header = json.loads(raw[8:8 + int.from_bytes(raw[:8], "little")])
+    entry = json.loads(header["__metadata__"]["torchscope.ghost.mwcnn"])
+    assert entry["format_version"] == 1 and entry["config"]["note"] == "round trip"
+    # the same model gives the same bytes (a reproducible sha256)
+    assert save_mwcnn(tmp_path / "again.safetensors", loaded) == sha
+
+
+def test_load_errors(tmp_path):
+    from safetensors.torch import save_file
+
+    with pytest.raises(ValueError, match="no such file"):
+        load_mwcnn(tmp_path / "missing.safetensors")
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"not a safetensors file at all")
+    with pytest.raises(ValueError, match="not a safetensors file"):
+        load_mwcnn(junk)
+    other = tmp_path / "other.safetensors"
+    save_file({"w": torch.zeros(2)}, str(other), metadata={"format": "pt"})
+    with pytest.raises(ValueError, match="not a torchscope MWCNN"):
+        load_mwcnn(other)
+    with pytest.raises(TypeError, match="MWCNN"):
+        save_mwcnn(tmp_path / "x.safetensors", torch.nn.Linear(2, 2))
+
+
+# ----------------------------------------------------------------------- shipped model
+def test_shipped_weights_have_a_card_and_a_matching_hash():
+    import hashlib
+
+    configs = shipped_configs()
+    assert configs, "no shipped mwcnn weights"
+    for name, config in configs.items():
+        path = WEIGHTS_DIR / name
+        assert path.stat().st_size < 8e6
+        card = path.with_suffix(".md").read_text()
+        assert hashlib.sha256(path.read_bytes()).hexdigest() in card
+        assert {32, 64} <= set(config["sizes"]) and 0.1875 in config["ratios"]
+        held = set(config["training"]["held_out_sources"])
+        assert not held & set(config["training"]["sources"])
+
+
+@pytest.mark.parametrize("n", [32, 64])
+def test_shipped_model_beats_pinv_on_held_out_objects(n, device):
+    images = held_out_images(n)
+    natural, binary = images["camera_crop"], images["binary_horse"]
+    p = hadamard_patterns(n, ratio=0.1875)
+    b = simulate_buckets(np.stack([natural, binary]), p, modulation_depth=0.8, mask_error=0.03,
+                         photons=1000, rng=7)
+    opts = {"modulation_depth": 0.8, "device": device}
+    net = reconstruct(b, p, method="mwcnn", **opts) / 1000
+    pinv = reconstruct(b, p, method="pinv", **opts) / 1000
+    assert net.shape == (2, n, n) and net.dtype == np.float32
+    assert _mse(net[0], natural) < _mse(pinv[0], natural)
+    mask = binary > 0.5
+    assert cnr(net[1], mask) > cnr(pinv[1], mask)
+    # a stack is one batch: the same images as one call each
+    np.testing.assert_allclose(reconstruct(b[1], p, method="mwcnn", **opts) / 1000, net[1],
+                               atol=1e-4 * np.abs(net[1]).max())
+
+
+def test_shipped_model_selection_errors_and_warnings():
+    obj = held_out_images(32)["binary_phantom"]
+    p128 = hadamard_patterns(128, ratio=0.02)
+    with pytest.raises(ValueError, match="no shipped model for 128 x 128"):
+        reconstruct(np.ones(len(p128)), p128, method="mwcnn")
+    speckle = speckle_patterns(32, 200, rng=0)
+    with pytest.raises(ValueError, match="not Hadamard rows"):
+        reconstruct(simulate_buckets(obj, speckle), speckle, method="mwcnn")
+    natural = hadamard_patterns(32, ratio=0.1875, order="natural")
+    with pytest.raises(ValueError, match="not the first 192 of an order"):
+        reconstruct(simulate_buckets(obj, natural), natural, method="mwcnn")
+    dense = hadamard_patterns(32, ratio=0.9)
+    with pytest.warns(RuntimeWarning, match="outside the range"):
+        reconstruct(simulate_buckets(obj, dense), dense, method="mwcnn")
+    # differential masks measure the same rows: the shipped model applies, without a warning
+    diff = hadamard_patterns(32, ratio=0.1875, kind="differential")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        x = reconstruct(simulate_buckets(obj, diff), diff, method="mwcnn")
+    assert x.shape == (32, 32)
+    with pytest.raises(TypeError, match="unknown option"):
+        reconstruct(np.ones(len(diff)), diff, method="pinv", model=_tiny())
+
+
+# -------------------------------------------------------------------------- training
+def test_training_objects_are_valid_and_seeded():
+    a = synthetic_objects(32, 12, rng=4)
+    assert a.shape == (12, 32, 32) and a.min() >= 0 and a.max() <= 1
+    np.testing.assert_array_equal(a, synthetic_objects(32, 12, rng=4))
+    assert not set(HELD_OUT_LETTERS) & set(LETTERS)
+    with pytest.raises(ValueError, match="unknown kinds"):
+        synthetic_objects(32, 2, mix={"faces": 1})
+    with pytest.raises(ValueError, match="positive sum"):
+        synthetic_objects(32, 2, mix={"shapes": 0})
+
+
+_MIX = {"shapes": 2, "dead_leaves": 1, "power_law": 1}  # no photographs: faster to set up
+
+
+def _train(p, steps, seed=0, **kw):
+    gen = train_mwcnn(p, steps=steps, batch_size=8, seed=seed, device="cpu", lr=3e-3,
+                      channels=(8, 16, 16), convs=1, group=2, mix=_MIX, **kw)
+    progress = []
+    while True:
+        try:
+            progress.append(next(gen))
+        except StopIteration as stop:
+            return progress, stop.value
+
+
+def test_tiny_training_lowers_the_error_and_is_seeded():
+    p = hadamard_patterns(16, ratio=0.25)
+    objs = synthetic_objects(16, 32, rng=99, mix=_MIX)  # a validation set the run does not draw
+    b = simulate_buckets(objs, p, modulation_depth=0.8, mask_error=0.02, photons=3000, rng=1)
+    pinv = reconstruct(b, p, method="pinv", modulation_depth=0.8) / 3000
+    progress, model = _train(p, 60)
+    assert all(isinstance(s, TrainingProgress) for s in progress)
+    assert [s.step for s in progress] == list(range(1, 61)) and progress[-1].steps == 60
+    assert progress[-1].model is model and isinstance(model, MWCNN)
+    losses = np.array([s.loss for s in progress])
+    assert losses[-15:].mean() < losses[:15].mean()
+    net = reconstruct(b, p, method="mwcnn", modulation_depth=0.8, model=model) / 3000
+    assert _mse(net, objs) < _mse(pinv, objs)
+    assert model.config["sizes"] == [16] and model.config["orders"] == ["zigzag"]
+    assert model.config["ratios"] == [0.25]
+    # the same seed gives the same weights; a user's model is not moved or changed by use
+    _, again = _train(p, 3, seed=5)
+    _, same = _train(p, 3, seed=5)
+    for v, w in zip(again.state_dict().values(), same.state_dict().values()):
+        assert torch.equal(v, w)
+
+
+def test_training_from_a_model_copies_it():
+    p = hadamard_patterns(16, ratio=0.5)
+    start = _tiny(1)
+    before = {k: v.clone() for k, v in start.state_dict().items()}
+    gen = train_mwcnn(p, steps=2, batch_size=4, seed=0, device="cpu", model=start, group=1,
+                      mix=_MIX)
+    out = None
+    for out in gen:
+        pass
+    assert out.model is not start
+    for k, v in start.state_dict().items():
+        assert torch.equal(v, before[k])
+    assert out.model.config["training"]["started_from"]["channels"] == [4, 8, 8]
+
+
+def test_training_and_model_errors():
+    p = hadamard_patterns(16, ratio=0.5)
+    with pytest.raises(ValueError, match="steps"):
+        next(train_mwcnn(p, steps=0))
+    with pytest.raises(ValueError, match="modulation_depth"):
+        next(train_mwcnn(p, modulation_depth=(0.9, 0.5)))
+    with pytest.raises(ValueError, match="weights"):
+        next(train_mwcnn([p, p], weights=[1.0]))
+    with pytest.raises(ValueError, match="multiples of 8"):
+        next(train_mwcnn(hadamard_patterns(4), channels=(4, 4, 4, 4)))
+    with pytest.raises(ValueError, match="square"):
+        next(train_mwcnn(np.ones((3, 8, 16))))
+    with pytest.raises(TypeError, match="MWCNN"):
+        reconstruct(np.ones(len(p)), p, method="mwcnn", model="weights.safetensors")
+    net = _tiny()
+    net.config["sizes"] = [32]
+    with pytest.raises(ValueError, match=r"trained for \[32\]"):
+        reconstruct(np.ones(len(p)), p, method="mwcnn", model=net)
