@@ -40,16 +40,33 @@ def _loaded_after(code, tmp_path):
     return set(json.loads(proc.stdout.strip().splitlines()[-1]))
 
 
+SCIENCE = [
+    name
+    for name in ("filters", "ghost", "ptycho", "deblur", "alzheimer")
+    if (ROOT / "src" / "torchscope" / name / "__init__.py").exists()
+]
+
+
 def test_science_imports_load_neither_torch_nor_gui(tmp_path):
-    loaded = _loaded_after("import torchscope, torchscope.backend, torchscope.filters", tmp_path)
+    modules = ", ".join(["torchscope", "torchscope.backend", *(f"torchscope.{m}" for m in SCIENCE)])
+    loaded = _loaded_after(f"import {modules}", tmp_path)
     heavy = sorted(loaded & set(TORCH + GUI))
-    assert not heavy, f"importing torchscope/backend/filters loaded {heavy}"
+    assert not heavy, f"importing {modules} loaded {heavy}"
 
 
-def test_filters_namespace_loads_no_torch(tmp_path):
-    # dir() and the public list must not trigger the lazy imports either.
-    loaded = _loaded_after("import torchscope.filters as f\nassert f.__all__\ndir(f)", tmp_path)
-    assert "torch" not in loaded
+@pytest.mark.parametrize("module", SCIENCE)
+def test_science_namespace_loads_no_torch(module, tmp_path):
+    # dir() and the public list must not trigger the lazy imports either; and a science
+    # module never imports another one (ARCHITECTURE.md: what two share lives in backend)
+    others = [f"torchscope.{m}" for m in SCIENCE if m != module]
+    code = (
+        f"import sys, torchscope.{module} as m\nassert m.__all__\ndir(m)\n"
+        f"assert 'torch' not in sys.modules, 'the namespace loaded torch'\n"
+        f"for name in m.__all__:\n    getattr(m, name)\n"
+        f"bad = set({others!r}) & set(sys.modules)\nassert not bad, bad"
+    )
+    loaded = _loaded_after(code, tmp_path)
+    assert not loaded & set(GUI), f"torchscope.{module}'s public names loaded {loaded & set(GUI)}"
 
 
 def test_napari_side_loads_no_torch(tmp_path):
@@ -96,16 +113,18 @@ assert np.isfinite(out).all()
     assert "torch" in _loaded_after(code, tmp_path)
 
 
-def test_filters_lazy_table_resolves():
-    """Every public name of torchscope.filters resolves (catches typos in the lazy table)."""
-    import torchscope.filters as f
+@pytest.mark.parametrize("module", SCIENCE)
+def test_lazy_table_resolves(module):
+    """Every public name of a science module resolves (catches typos in the lazy table)."""
+    import importlib
 
+    namespace = importlib.import_module(f"torchscope.{module}")
     missing = []
-    for name in f.__all__:
+    for name in namespace.__all__:
         try:
-            getattr(f, name)
+            getattr(namespace, name)
         except Exception as exc:
             missing.append(f"{name}: {type(exc).__name__}: {exc}")
     assert not missing, "unresolvable public names:\n" + "\n".join(missing)
-    with pytest.raises(AttributeError, match="no_such_filter"):
-        f.no_such_filter  # noqa: B018
+    with pytest.raises(AttributeError, match="no_such_name"):
+        namespace.no_such_name  # noqa: B018
