@@ -1,0 +1,174 @@
+"""The deblur dock in a real viewer: layers, geometry, re-estimation from a rectangle, Stop, errors."""
+
+import time
+
+import numpy as np
+import pytest
+from skimage import data, transform
+
+import torchscope
+from torchscope import deblur
+from torchscope.napari._deblur import DeblurWidget, box_to_rectangle, rectangle_to_box
+
+PLUGIN = "napari-torchscope"
+SCALE = (0.5, 0.5)
+KERNEL_SIZE = 9
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
+def blurred():
+    sharp = transform.resize(data.camera() / 255.0, (160, 160), anti_aliasing=True)
+    kernel = deblur.motion_kernel(7, rng=3)
+    return deblur.blur(sharp, kernel, noise_sigma=0.005, rng=3).astype(np.float32)
+
+
+@pytest.fixture
+def widget(viewer, blurred):
+    viewer.add_image(blurred, name="blurred", scale=SCALE, translate=(3.0, -2.0))
+    w = DeblurWidget(viewer)
+    w.scorer.value = "variance"
+    w.size.value = 64
+    w.stride.value = 16
+    w.top_k.value = 3
+    w.kernel_size.value = KERNEL_SIZE
+    w.device.value = "cpu"
+    return w
+
+
+def test_box_and_rectangle_round_trip():
+    box = (16, 32, 64, 48)
+    assert rectangle_to_box(box_to_rectangle(box), (160, 160)) == box
+    assert rectangle_to_box(box_to_rectangle((150, -5, 40, 30)), (160, 160)) == (150, 0, 10, 25)
+
+
+def test_run_writes_the_four_layers_on_the_input_geometry(viewer, widget, blurred,
+                                                          wait_until_done):
+    widget.run()
+    wait_until_done(widget, timeout=120_000)
+    names = [layer.name for layer in viewer.layers]
+    for name in ("score heatmap (blurred)", "regions (blurred)", "kernel (blurred)",
+                 "deblurred (blurred)"):
+        assert name in names
+        np.testing.assert_array_equal(viewer.layers[name].scale, SCALE)
+        assert "torchscope.deblur." in viewer.layers[name].metadata["torchscope"]["call"]
+    expected = deblur.score_regions(blurred, size=64, stride=16, scorer="variance").top(3)
+    heat = viewer.layers["score heatmap (blurred)"]
+    np.testing.assert_array_equal(heat.translate, (3.0, -2.0))
+    np.testing.assert_array_equal(heat.data, expected.heatmap)
+    shapes = viewer.layers["regions (blurred)"]
+    np.testing.assert_array_equal(shapes.translate, (3.0, -2.0))
+    assert len(shapes.data) == 3
+    boxes = [rectangle_to_box(v, blurred.shape) for v in shapes.data]
+    assert boxes == [tuple(b) for b in expected.boxes.tolist()]
+    np.testing.assert_allclose(shapes.features["score"], expected.scores)
+    kernel = viewer.layers["kernel (blurred)"].data
+    row, col, h, w = expected.boxes[0]
+    np.testing.assert_allclose(
+        kernel, deblur.estimate_kernel(blurred[row:row + h, col:col + w], KERNEL_SIZE,
+                                       device="cpu"), atol=1e-6)
+    restored = viewer.layers["deblurred (blurred)"]
+    namespace = {"torchscope": torchscope, "layer": viewer.layers["blurred"]}
+    exec(restored.metadata["torchscope"]["call"], namespace)  # noqa: S102 - the recorded call
+    np.testing.assert_allclose(restored.data, namespace["deblurred"], atol=1e-5)
+    np.testing.assert_array_equal(restored.translate, (3.0, -2.0))
+
+
+def test_reestimate_from_a_moved_rectangle(viewer, widget, blurred, wait_until_done):
+    widget.run()
+    wait_until_done(widget, timeout=120_000)
+    shapes = viewer.layers["regions (blurred)"]
+    box = (90, 10, 70, 66)  # not a grid box: the kernel must come from this rectangle
+    data = list(shapes.data)
+    data[1] = box_to_rectangle(box)
+    shapes.data = data
+    shapes.selected_data = {1}
+    widget.reestimate()
+    wait_until_done(widget, timeout=120_000)
+    row, col, h, w = box
+    expected = deblur.estimate_kernel(blurred[row:row + h, col:col + w], KERNEL_SIZE,
+                                      device="cpu")
+    layer = viewer.layers["kernel (blurred)"]
+    np.testing.assert_allclose(layer.data, expected, atol=1e-6)
+    assert "image[90:160, 10:76]" in layer.metadata["torchscope"]["call"]
+    assert tuple(layer.metadata["torchscope"]["box"]) == box
+
+
+def test_reestimate_without_a_selection_is_a_notification(viewer, widget, notifications):
+    assert widget.reestimate() is None
+    assert any("run first" in str(n.message) for n in notifications())
+
+
+def test_stop_stops(viewer, widget, blurred, qtbot, notifications):
+    # a job of several seconds (kernel estimation on a 480 x 480 region), so that Stop comes
+    # while it runs
+    viewer.add_image(np.tile(blurred, (3, 3)), name="large", scale=SCALE)
+    widget.image.value = viewer.layers["large"]
+    widget.size.value = 480
+    widget.kernel_size.value = 31
+    worker = widget.run()
+    qtbot.waitUntil(lambda: widget.controls.progress.value > 10, timeout=60_000)
+    started = time.perf_counter()
+    widget.stop()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=30_000)
+    assert worker.abort_requested
+    assert time.perf_counter() - started < 10
+    assert "deblurred (large)" not in viewer.layers
+    assert "kernel (large)" not in viewer.layers
+    assert any("stopped" in str(n.message) for n in notifications())
+
+
+def test_cnn_without_weights_is_a_notification(viewer, widget, wait_until_done, notifications,
+                                               monkeypatch):
+    from torchscope.deblur import _scorer
+
+    def missing(*args, **kwargs):  # the shipped weights may exist later: make them absent
+        raise FileNotFoundError("no weights: run scripts/train_deblur_scorer.py")
+
+    monkeypatch.setattr(_scorer, "cnn_scores", missing)
+    widget.scorer.value = "cnn"
+    widget.run()
+    wait_until_done(widget)
+    messages = [str(n.message) for n in notifications()]
+    assert any("Deblur failed" in m and "weights" in m for m in messages)
+    assert "deblurred (blurred)" not in viewer.layers
+
+
+def test_rgb_is_converted_to_luminance(viewer, widget, blurred, wait_until_done):
+    from skimage.color import rgb2gray
+
+    rgb = np.stack([blurred, 0.5 * blurred, np.flipud(blurred)], axis=-1)
+    viewer.add_image(rgb, name="rgb", rgb=True)
+    widget.image.value = viewer.layers["rgb"]
+    widget.run()
+    wait_until_done(widget, timeout=120_000)
+    expected = deblur.score_regions(rgb2gray(rgb), size=64, stride=16, scorer="variance")
+    np.testing.assert_array_equal(viewer.layers["score heatmap (rgb)"].data, expected.heatmap)
+    assert viewer.layers["deblurred (rgb)"].data.shape == blurred.shape
+
+
+def test_3d_is_refused(viewer, notifications):
+    widget = DeblurWidget(viewer)
+    viewer.add_image(np.zeros((4, 40, 40), np.float32), name="stack")
+    widget.image.value = viewer.layers["stack"]
+    assert widget.run() is None
+    assert any("2D grey or RGB" in str(n.message) for n in notifications())
+
+
+def test_dock_and_samples_open_through_napari(viewer):
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Deblur from good regions")
+    assert isinstance(widget, DeblurWidget)
+    blurred, kernel = viewer.open_sample(PLUGIN, "deblur_camera")
+    assert blurred.data.shape == (512, 512)
+    np.testing.assert_allclose(kernel.data.sum(), 1.0, rtol=1e-5)
+    [clock] = viewer.open_sample(PLUGIN, "deblur_clock")
+    assert clock.data.shape == (300, 400)
