@@ -85,3 +85,34 @@ def test_quick_spyrit_benchmark_runs_on_the_same_patterns():
     # the same data and the same least-squares solution: the two pseudo-inverses agree
     for ours, theirs in zip(rows["torchscope pinv"][2:], rows["spyrit pinv"][2:]):
         assert abs(float(ours) - float(theirs)) <= 0.011  # printed with 2 decimals
+
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def _run_quick(script, *args):
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / script), "--quick", *args],
+        check=False, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.splitlines()
+
+
+def test_quick_ptycho_benchmark_prints_times_and_errors():
+    lines = _run_quick("bench_ptycho.py", "--no-peers")
+    rows = [r for r in _table_rows(lines, "torchscope")]
+    cases = {r[1] for r in rows}
+    assert {"epie, 1 mode", "rpie, 1 mode", "rpie, refinement adam"} <= cases
+    for row in rows:
+        seconds, nrmse = float(row[2]), float(row[3])
+        assert seconds > 0 and 0 < nrmse < 1  # a few iterations already improve on nothing
+    assert any("never grows" in line for line in lines)
+
+
+def test_quick_deblur_benchmark_prints_times():
+    lines = _run_quick("bench_deblur.py")
+    rows = {r[0]: r for r in _table_rows(lines, "") if r[0] and r[0] != "case"
+            and not r[0].startswith("---")}
+    assert "error_ratio 255x255" in rows
+    assert all(float(r[1]) > 0 for r in rows.values())

@@ -13,6 +13,9 @@ Arrays and tensors
 Blocks
     :func:`compute_blocks` computes a lazy dask array block by block as a generator of
     progress, so long work can show progress and be stopped between blocks.
+Registration
+    :func:`register_subpixel`: sub-pixel translation between many image pairs at once
+    (Guizar-Sicairos' DFT upsampling by matrix products, scikit-image's algorithm) on the device.
 Memory
     :func:`on_device` runs a computation and turns a GPU out-of-memory error into a
     :class:`DeviceMemoryError` with a clear message, or retries on the CPU when the policy says so
@@ -35,6 +38,14 @@ from torchscope.backend._memory import (
 )
 from torchscope.backend._convert import compute_dtype, to_numpy, to_tensor
 from torchscope.backend._blocks import compute_blocks
+from torchscope.backend._registration import register_subpixel
+from torchscope.backend._fft import (  # deblur (issue 5)
+    fft_convolve,
+    fft_size,
+    otf2psf,
+    pad_periodic,
+    psf2otf,
+)
 
 __all__ = [
     "compute_blocks",
@@ -46,7 +57,14 @@ __all__ = [
     "get_device",
     "get_oom_policy",
     "on_device",
+    "register_subpixel",
     "set_oom_policy",
     "to_numpy",
     "to_tensor",
+    # FFT helpers for blur kernels (deblur, issue 5)
+    "fft_convolve",
+    "fft_size",
+    "otf2psf",
+    "pad_periodic",
+    "psf2otf",
 ]

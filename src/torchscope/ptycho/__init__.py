@@ -15,7 +15,8 @@ Reconstruction
     position refinement ``"adam"`` or ``"fixed_gain"``.
 Quality
     :func:`object_error` (NRMSE after subpixel registration and removal of global phase, scale
-    and phase ramp), :func:`register_subpixel` (batched DFT-upsampled cross-correlation).
+    and phase ramp) on the region :func:`lit_region` finds, :func:`register_subpixel`
+    (batched DFT-upsampled cross-correlation).
 Files
     :func:`load` and :func:`save`: CXI (NXcxi_ptycho) and PtyLab HDF5.
 
@@ -37,6 +38,7 @@ _SUBMODULES = {
     "reconstruct": "_engines",
     "ENGINES": "_engines",
     "object_error": "_metrics",
+    "lit_region": "_metrics",
     "register_subpixel": "_metrics",
     "load": "_io",
     "save": "_io",

@@ -1,0 +1,736 @@
+"""Reconstruction engines: (M-)ePIE and (M-)rPIE with Adam / fixed-gain position refinement.
+
+The update rules are the paper's equations 5-7 (Guzzi et al. 2022, ``papers/003``), for one or
+more mutually incoherent probe modes::
+
+    psi'_p = F^-1{ sqrt(I_j) F{psi_p} / sqrt(sum_n |F{psi_n}|^2) }                       (7)
+    P'_p   = P_p + alpha_P (psi'_p - P_p o_j) o_j^* / (beta max|o_j|^2 + (1 - beta)|o_j|^2)       (5)
+    o'_j   = o_j + alpha_O sum_p (psi'_p - P_p o_j) P_p^* /
+                   (gamma max(sum_p |P_p|^2) + (1 - gamma) sum_p |P_p|^2)                 (6)
+
+``beta = gamma = 1`` is M-ePIE (Thibault & Menzel 2013); ``engine="epie"`` fixes them to 1.
+
+Batches. Classic PIE visits the positions one at a time (``batch_size=1``: exactly the rules
+above, in a random order each iteration). On a CPU the per-position overhead of ~25 small tensor
+operations costs more than the arithmetic, so by default positions are visited in batches
+(mini-batches) built so that their probe windows overlap as little as possible. Within a batch
+all exit waves are formed from the same object and probe; then
+
+- each position's object update is equation 6 itself, computed in parallel. Where windows of one
+  batch do not overlap this is exactly what the sequential engine does. Where they do, the
+  denominator becomes ``max(S, gamma max W + (1 - gamma) S)`` with ``S`` the windows' summed
+  illumination ``sum_j sum_p |P_p|^2``: overlapping corrections are averaged, not added;
+- the probe update is equation 5 with numerator and denominator summed over the batch: a
+  weighted mean of the per-position corrections (for ``batch_size=1`` it is equation 5).
+
+``batch_size=None`` schedules the batches: 20 at first (at least 4 positions each), half as
+many whenever the data error stalls (less than 1 % better over 10 iterations), and once all
+positions form one batch, update rates decaying as ``1 / (1 + k / 50)``: fast early
+convergence, then noise averaged out instead of fitted. With position refinement the first
+batches are kept.
+
+Sub-pixel positions. The engines work in the probe's frame: the object window is cut at the
+whole-pixel part of the position and translated by the sub-pixel rest with the Fourier shift
+theorem, and each object update is translated back before it is added. (A translation of the
+whole exit wave changes only the phase of its far field, so this is the same model as a
+Fourier-shifted probe.) Positions on whole pixels skip the shifts.
+
+Position refinement (the paper's Adam scheme): after each position's update, the shift between
+the object window before and after the update (cross-correlation upsampled by DFT matrix
+products, Guizar-Sicairos et al. 2008) is the error signal ``g_j``. ``"adam"`` feeds it, per
+position, into Adam (one state per position, ``m_hat / (sqrt(v_hat) + eps)``); ``"fixed_gain"``
+moves each position by ``gain * g_j`` (the constant-gain feedback of Zhang et al. 2013). All of
+it runs batched on the device; positions reach the host only in snapshots.
+"""
+
+import math
+from numbers import Integral, Real
+
+import numpy as np
+
+from torchscope.backend import device_name, get_device
+from torchscope.ptycho._data import PtychoData, Result, Snapshot
+from torchscope.ptycho._frames import check_object, check_probe, window_corners
+
+ENGINES = ("epie", "rpie")
+REFINEMENTS = (None, "adam", "fixed_gain")
+
+#: Default parameters per engine (any of them can be given explicitly).
+DEFAULTS = {
+    "epie": {"alpha_obj": 1.0, "alpha_probe": 1.0, "beta": 1.0, "gamma": 1.0},
+    "rpie": {"alpha_obj": 1.0, "alpha_probe": 1.0, "beta": 0.5, "gamma": 0.1},
+}
+#: Default step of the position refinement: Adam's learning rate (pixels per iteration) and the
+#: fixed gain (a dimensionless multiple of the measured shift).
+REFINE_STEP = {"adam": 0.1, "fixed_gain": 2.0}
+_ADAM_BETAS = (0.9, 0.999)
+_ADAM_EPS = 1e-8
+#: The refinement's registration: the cross-correlation of a window and its update, upsampled
+#: this many times within +-0.75 px of zero shift, its peak then interpolated (a parabola through
+#: the peak sample and its neighbours), which gives a continuous estimate.
+_REGISTRATION_UPSAMPLE = 4
+#: The automatic batch schedule (``batch_size=None``, see ``_Engine._grow_batches``): the
+#: positions start in AUTO_BATCHES batches of at least AUTO_MIN_BATCH_SIZE positions
+#: (near-sequential rPIE, with object and probe both taking nearly the whole correction, tends
+#: to overshoot); a data error that improves by less than AUTO_STALL over AUTO_WINDOW
+#: iterations halves the number of batches; with one batch left the update rates decay as
+#: 1 / (1 + k / AUTO_DECAY).
+AUTO_BATCHES = 20
+AUTO_MIN_BATCH_SIZE = 4
+AUTO_WINDOW = 10
+AUTO_STALL = 0.01
+AUTO_DECAY = 50
+
+
+class DivergenceError(FloatingPointError):
+    """A reconstruction produced NaN or infinite values."""
+
+
+# ----------------------------------------------------------------------------------- checks
+
+def _check_fraction(name, value, *, low=0.0, high=1.0, low_open=False):
+    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a number in {'(' if low_open else '['}{low}, {high}], got {value!r}")
+    if (value <= low if low_open else value < low) or value > high:
+        raise ValueError(f"{name} must be in {'(' if low_open else '['}{low}, {high}], got {value!r}")
+    return float(value)
+
+
+def _check_int(name, value, low, *, allow_none=False):
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, Integral) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}{' or None' if allow_none else ''}, got {value!r}")
+    return int(value)
+
+
+def _resolve_options(engine, alpha_obj, alpha_probe, beta, gamma):
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
+    d = DEFAULTS[engine]
+    if engine == "epie":
+        for name, value in (("beta", beta), ("gamma", gamma)):
+            if value is not None and value != 1:
+                raise ValueError(
+                    f"engine='epie' has {name}=1 by definition, got {name}={value!r}; "
+                    "use engine='rpie' to regularise"
+                )
+    opts = {
+        "alpha_obj": d["alpha_obj"] if alpha_obj is None else alpha_obj,
+        "alpha_probe": d["alpha_probe"] if alpha_probe is None else alpha_probe,
+        "beta": d["beta"] if beta is None else beta,
+        "gamma": d["gamma"] if gamma is None else gamma,
+    }
+    opts["alpha_obj"] = _check_fraction("alpha_obj", opts["alpha_obj"], high=2.0, low_open=True)
+    opts["alpha_probe"] = _check_fraction("alpha_probe", opts["alpha_probe"], high=2.0)
+    opts["beta"] = _check_fraction("beta", opts["beta"], low_open=True)
+    opts["gamma"] = _check_fraction("gamma", opts["gamma"], low_open=True)
+    return opts
+
+
+# ------------------------------------------------------------------------------- set-up
+
+def _auto_obj_shape(positions, win, margin):
+    reach = np.abs(positions).max(axis=0)
+    return tuple(int(2 * math.ceil(reach[a] + win[a] / 2.0 + margin)) for a in range(2))
+
+
+def _default_probe(amplitudes, win):
+    """A flat soft disk of half the window's width, with the data's mean power."""
+    from torchscope.ptycho._probe import make_probe
+
+    disk = make_probe(win, kind="disk", diameter_px=min(win) / 2.0, edge_px=2.0).astype(np.complex128)
+    power = float(np.mean(np.sum(amplitudes.astype(np.float64) ** 2, axis=(1, 2))))
+    return disk * math.sqrt(power)
+
+
+def _add_modes(probe, modes):
+    """Extra starting modes: the first mode times x, y, xy, ..., with 10 %, 5 %, ... of its power."""
+    from torchscope.ptycho._probe import _mode_factors
+
+    m0, ny, nx = probe.shape
+    if m0 >= modes:
+        return probe
+    y = (np.arange(ny) - ny // 2)[:, None] / (ny / 4.0)
+    x = (np.arange(nx) - nx // 2)[None, :] / (nx / 4.0)
+    power0 = np.sum(np.abs(probe[0]) ** 2)
+    extra = []
+    for k, factor in enumerate(_mode_factors(y, x, modes)[m0:]):
+        m = probe[0] * factor
+        m = m * math.sqrt(0.1 * 0.5 ** k * power0 / max(np.sum(np.abs(m) ** 2), 1e-30))
+        extra.append(m)
+    return np.concatenate([probe, np.stack(extra)])
+
+
+def _groups(positions, win, batch_size, seed):
+    """Split positions into batches whose windows overlap as little as possible (greedy).
+
+    Returns a list of index arrays and, per batch, whether its windows are mutually disjoint.
+    """
+    n = len(positions)
+    count = max(1, math.ceil(n / batch_size))
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(n)
+    if count == n:
+        return [np.array([j]) for j in order], [True] * n
+    group = np.full(n, -1)
+    sizes = np.zeros(count, dtype=int)
+    win = np.asarray(win, dtype=np.float64)
+    for j in order:
+        placed = group >= 0
+        hits = np.all(np.abs(positions[placed] - positions[j]) < win, axis=1)
+        overlaps = np.bincount(group[placed][hits], minlength=count)
+        cost = overlaps * (n + 1) + sizes + np.where(sizes >= batch_size, 10 * n * n, 0)
+        g = int(np.argmin(cost))
+        group[j] = g
+        sizes[g] += 1
+    batches, disjoint = [], []
+    for g in range(count):
+        members = np.flatnonzero(group == g)
+        if len(members) == 0:
+            continue
+        d = np.abs(positions[members, None, :] - positions[None, members, :])
+        clash = np.all(d < win, axis=-1)
+        np.fill_diagonal(clash, False)
+        batches.append(members)
+        disjoint.append(not clash.any())
+    return batches, disjoint
+
+
+# ---------------------------------------------------------------------------------- engine
+
+class _Engine:
+    """One reconstruction's tensors and its iteration (a sweep over all positions)."""
+
+    def __init__(self, data, *, opts, modes, probe, obj, obj_shape, positions, refinement,
+                 refine_step, refine_start, batch_size, orthogonalize_every, seed, device):
+        import torch
+
+        self.torch = torch
+        self.dev = get_device(device)
+        dev = self.dev
+        self.opts = opts
+        n_pos, ny, nx = data.patterns.shape
+        self.win = (ny, nx)
+        self.n_pos = n_pos
+        self.refinement = refinement
+        self.refine_step = refine_step
+        self.refine_start = refine_start
+        self.orthogonalize_every = orthogonalize_every
+        self.real = torch.float32
+        self.cplx = torch.complex64
+
+        patterns = np.clip(np.asarray(data.patterns, dtype=np.float32), 0, None)
+        amps = np.sqrt(np.fft.ifftshift(patterns, axes=(-2, -1)))
+        self.amp = torch.as_tensor(amps, device=dev)
+        self.mask = None
+        if data.mask is not None:
+            self.mask = torch.as_tensor(np.fft.ifftshift(np.asarray(data.mask, bool)), device=dev)
+            self.amp = self.amp * self.mask
+        self.amp_norm = self.amp.square().sum()
+
+        if probe is None:
+            probe = _default_probe(amps, (ny, nx))
+        probe = _add_modes(check_probe(probe), modes)
+        if probe.shape[1:] != (ny, nx):
+            raise ValueError(f"probe has shape {probe.shape[1:]}, the patterns {(ny, nx)}")
+        margin = 4.0 if refinement else 1.0
+        if obj is not None:
+            obj_arr = check_object(obj)
+        else:
+            shape = obj_shape if obj_shape is not None else _auto_obj_shape(positions, (ny, nx), margin)
+            obj_arr = np.ones(shape, dtype=np.complex64)
+        self.obj_shape = obj_arr.shape
+        self.obj = torch.as_tensor(obj_arr, device=dev).to(self.cplx).contiguous()
+        self.probe = torch.as_tensor(probe, device=dev).to(self.cplx)
+        if self.probe.shape[0] > 1:
+            from torchscope.ptycho._probe import orthogonalize_modes
+
+            self.probe, _ = orthogonalize_modes(self.probe)
+
+        corners = window_corners(positions, self.obj_shape, (ny, nx))
+        lim = np.array(self.obj_shape, dtype=np.float64) - np.array((ny, nx))
+        if np.any(np.round(corners) < 0) or np.any(np.round(corners) > lim):
+            from torchscope.ptycho._frames import check_windows_fit
+
+            check_windows_fit(positions, self.obj_shape, (ny, nx), name="positions_px")
+        self.pos_dtype = torch.float64 if dev.type != "mps" else torch.float32
+        self.positions = torch.as_tensor(positions, device=dev, dtype=self.pos_dtype)
+        self.base = torch.as_tensor(window_corners(np.zeros(2), self.obj_shape, (ny, nx)),
+                                    device=dev, dtype=self.pos_dtype)
+        self.corner_max = torch.as_tensor(lim, device=dev, dtype=self.pos_dtype)
+        self.subpixel = bool(np.any(positions != np.round(positions))) or refinement is not None
+
+        self.seed = seed
+        # with position refinement the automatic schedule keeps its first, small batches: the
+        # data error stalls while positions are still wrong, and positions are only observable
+        # while each window's update stays close to its own (not averaged over many windows)
+        self.auto_batches = batch_size is None and refinement is None
+        self.history = []  # data error per iteration (host floats; the automatic schedule)
+        self.full_since = None  # the iteration from which all positions form one batch
+        self.phase_start = 0
+        self.step_scale = 1.0
+        if batch_size is None:
+            batch_size = min(n_pos, max(AUTO_MIN_BATCH_SIZE, math.ceil(n_pos / AUTO_BATCHES)))
+        self.set_batch_size(batch_size)
+        # windows as a strided view of the object: windows[ky, kx] is the window whose top-left
+        # pixel is (ky, kx); on the CPU scatter-adds go through it (index_put_ accumulates
+        # serially there, so overlapping windows are summed correctly), elsewhere through flat
+        # indices with index_add_
+        oy, ox = self.obj_shape
+        self.windows = self.obj.as_strided((oy - ny + 1, ox - nx + 1, ny, nx), (ox, 1, ox, 1))
+        self.strided_scatter = dev.type == "cpu"
+        self.offsets = (torch.arange(ny, device=dev)[:, None] * ox + torch.arange(nx, device=dev)).reshape(-1)
+        self.gen = torch.Generator().manual_seed(0 if seed is None else int(seed))
+        if refinement is not None:
+            self.shift_signal = torch.zeros(n_pos, 2, device=dev, dtype=self.pos_dtype)
+            self.adam_m = torch.zeros_like(self.shift_signal)
+            self.adam_v = torch.zeros_like(self.shift_signal)
+            self.adam_t = 0
+        self.iteration = 0
+
+    def _grow_batches(self):
+        """The automatic schedule: larger batches while the data error stalls, then, with one
+        batch left, update rates that decay.
+
+        While the batches are small, a data error that improved by less than AUTO_STALL over
+        the last AUTO_WINDOW iterations halves the number of batches (each update then averages
+        more patterns: the mini-batch analogue of a smaller step). With a single batch left the
+        iteration is deterministic; at low dose it would go on fitting the noise, so from then
+        on the update rates decay as ``1 / (1 + k / AUTO_DECAY)`` (k: iterations since)."""
+        if self.batch_size >= self.n_pos:
+            self.full_since = self.iteration if self.full_since is None else self.full_since
+            self.step_scale = 1.0 / (1.0 + (self.iteration - self.full_since) / AUTO_DECAY)
+            return
+        history = self.history
+        if len(history) > self.phase_start + AUTO_WINDOW and \
+                history[-1] > (1.0 - AUTO_STALL) * history[-1 - AUTO_WINDOW]:
+            count = max(1, math.ceil(self.n_pos / self.batch_size) // 2)
+            self.set_batch_size(math.ceil(self.n_pos / count))
+            self.phase_start = len(history)
+
+    def set_batch_size(self, batch_size):
+        """Group the positions into batches of ``batch_size`` whose windows overlap least."""
+        torch = self.torch
+        ny, nx = self.win
+        gap = 8.0 if self.refinement else 0.0  # refined positions may drift towards each other
+        positions = self.positions.cpu().numpy()
+        batches, disjoint = _groups(positions, (ny + gap, nx + gap), batch_size, self.seed)
+        self.batch_size = batch_size
+        self.batches = [torch.as_tensor(b, device=self.dev) for b in batches]
+        self.batch_amp = [self.amp[b] for b in self.batches]  # patterns in batch order
+        self.workspaces = {}
+        self.disjoint = disjoint
+        self.geometry_cache = [None] * len(self.batches)
+
+    # -- one batch -------------------------------------------------------------------
+    def _geometry(self, g):
+        """Whole-pixel corners and sub-pixel Fourier ramps of batch ``g`` (cached until the
+        positions move)."""
+        cached = self.geometry_cache[g]
+        if cached is not None:
+            return cached
+        torch = self.torch
+        from torchscope.backend._fft import shift_ramps
+
+        corner = self.positions[self.batches[g]] + self.base
+        whole = torch.round(corner)
+        ky, kx = whole.to(torch.int64).unbind(-1)
+        ramp = ramp_c = None
+        if self.subpixel:
+            # the window seen by the probe is the object translated by -frac
+            ry, rx = shift_ramps((whole - corner).to(self.real), self.win, dtype=self.cplx)
+            ramp = ry[:, :, None] * rx[:, None, :]
+            ramp_c = ramp.conj().resolve_conj()
+        cached = (ky, kx, ramp, ramp_c)
+        self.geometry_cache[g] = cached
+        return cached
+
+    def _scatter_add(self, target, ky, kx, values):
+        """Add ``values`` (K, ny, nx) into the windows (ky, kx) of ``target`` (Oy, Ox)."""
+        if self.strided_scatter:
+            target.as_strided(self.windows.shape, self.windows.stride()).index_put_(
+                (ky, kx), values, accumulate=True)
+        else:
+            flat = ((ky * self.obj_shape[1] + kx)[:, None] + self.offsets).reshape(-1)
+            target.view(-1).index_add_(0, flat, values.reshape(-1))
+
+    def _workspace(self, k):
+        """Buffers for a batch of ``k`` windows, reused from batch to batch: on CPUs, fresh
+        multi-megabyte temporaries cost page faults on every allocation, as much as the
+        arithmetic itself."""
+        ws = self.workspaces.get(k)
+        if ws is None:
+            torch = self.torch
+            m, (ny, nx) = self.probe.shape[0], self.win
+            c = {"device": self.dev, "dtype": self.cplx}
+            r = {"device": self.dev, "dtype": self.real}
+            ws = {
+                "crop": torch.empty(k, ny, nx, **c),
+                "upd": torch.empty(k, ny, nx, **c),
+                "wave": torch.empty(k, m, ny, nx, **c),  # exit waves, then psi' - psi
+                "far": torch.empty(k, m, ny, nx, **c),  # far field, then its correction
+                "ratio": torch.empty(k, ny, nx, **r),
+                "power": torch.empty(k, ny, nx, **r),
+                "den": torch.empty(k, ny, nx, **r),
+                "total": torch.empty(self.obj_shape, **r),
+            }
+            if self.subpixel:
+                ws["spec"] = torch.empty(k, ny, nx, **c)
+                ws["win"] = torch.empty(k, ny, nx, **c)
+                ws["upd_spec"] = torch.empty(k, ny, nx, **c)
+            self.workspaces[k] = ws
+        return ws
+
+    def _batch(self, g, refine):
+        torch = self.torch
+        o = self.opts
+        idx = self.batches[g]
+        k = len(idx)
+        ws = self._workspace(k)
+        ky, kx, ramp, ramp_c = self._geometry(g)
+        crop = torch.ops.aten.index.Tensor_out(self.windows, [ky, kx], out=ws["crop"])
+        if self.subpixel:
+            # the window the probe sees: the object translated by the sub-pixel rest
+            spec = torch.fft.fft2(crop, out=ws["spec"]).mul_(ramp)
+            win = torch.fft.ifft2(spec, out=ws["win"])
+        else:
+            win = crop
+        probe = self.probe
+        m = probe.shape[0]
+        wave = torch.mul(probe, win[:, None], out=ws["wave"])  # (K, M, ny, nx)
+        far = torch.fft.fft2(wave, norm="ortho", out=ws["far"])
+        inten = torch.mul(far.real[:, 0], far.real[:, 0], out=ws["ratio"])
+        inten.addcmul_(far.imag[:, 0], far.imag[:, 0])
+        for p in range(1, m):
+            inten.addcmul_(far.real[:, p], far.real[:, p]).addcmul_(far.imag[:, p], far.imag[:, p])
+        # equation 7: F{psi'} - F{psi} = F{psi} (sqrt(I_meas / I) - 1)
+        ratio = inten.add_(1e-30).rsqrt_().mul_(self.batch_amp[g]).sub_(1.0)
+        if self.mask is not None:
+            ratio.mul_(self.mask)
+        delta = far.mul_(ratio[:, None])
+        flat = delta.view(-1)
+        self.err_parts.append(torch.vdot(flat, flat).real)
+        diff = torch.fft.ifft2(delta, norm="ortho", out=ws["wave"])  # psi' - psi
+
+        # probe update (eq. 5) from the windows before their update
+        p_num = torch.mul(diff, win.conj()[:, None], out=ws["far"]).sum(0)
+        win_power = torch.mul(win.real, win.real, out=ws["power"]).addcmul_(win.imag, win.imag)
+        p_den = win_power[0] if k == 1 else win_power.sum(0)  # sum_j |o_j|^2
+        # object update (eq. 6), in the probe's frame
+        probe_c = probe.conj()
+        if m == 1:
+            o_num = torch.mul(diff[:, 0], probe_c[0], out=ws["upd"])
+        else:
+            o_num = torch.sum(torch.mul(diff, probe_c, out=ws["far"]), 1, out=ws["upd"])
+        power = (probe.real.square() + probe.imag.square()).sum(0)
+        gamma = o["gamma"]
+        alpha_obj = o["alpha_obj"] * self.step_scale
+        peak = power.max()
+        den_one = peak if gamma == 1.0 else gamma * peak + (1.0 - gamma) * power
+        solo_spec = None
+        if self.disjoint[g] or k == 1:
+            # equation 6 as it stands: no window of this batch overlaps another
+            upd = o_num.mul_(alpha_obj / den_one)
+        else:
+            if refine:
+                # the registration below needs each window's own update as equation 6 gives
+                # it, not its share of the batch's average
+                solo_spec = torch.fft.fft2(o_num * (alpha_obj / den_one), out=ws["upd_spec"])
+            # overlapping windows: where their summed illumination S exceeds what equation 6
+            # divides by, divide by S instead (the corrections of the windows are averaged
+            # rather than added, so together they never overshoot):
+            # den = max(S, gamma peak + (1 - gamma) S) = (1 - gamma) S + gamma max(S, peak)
+            total = ws["total"].zero_()
+            self._scatter_add(total, ky, kx, power.expand(k, *power.shape))
+            local = torch.ops.aten.index.Tensor_out(
+                total.as_strided(self.windows.shape, self.windows.stride()), [ky, kx], out=ws["power"])
+            den = torch.clamp(local, min=peak, out=ws["den"])
+            if gamma != 1.0:
+                den.mul_(gamma).add_(local, alpha=1.0 - gamma)
+            upd = o_num.mul_(den.reciprocal_().mul_(alpha_obj))
+        if self.subpixel:
+            if refine:
+                from torchscope.backend._registration import register_spectra
+
+                # the error signal: the shift between the window and the window after its
+                # own update (the paper's XCORR_A)
+                if solo_spec is None:
+                    solo_spec = torch.fft.fft2(upd, out=ws["upd_spec"])
+                shift = register_spectra(spec + solo_spec, spec, upsample=_REGISTRATION_UPSAMPLE,
+                                         normalization=None, start="zero", interpolate=True)
+                self.shift_signal[idx] = shift.to(self.pos_dtype)
+                upd_spec = solo_spec if self.disjoint[g] or k == 1 else torch.fft.fft2(upd, out=ws["upd_spec"])
+            else:
+                upd_spec = torch.fft.fft2(upd, out=ws["upd_spec"])
+            upd = torch.fft.ifft2(upd_spec.mul_(ramp_c), out=ws["upd"])
+        self._scatter_add(self.obj, ky, kx, upd)
+        beta = o["beta"]
+        # equation 5 with numerator and denominator summed over the batch (for one window,
+        # equation 5 itself); the common probe takes the weighted mean of the corrections
+        den = p_den.max() if beta == 1.0 else beta * p_den.max() + (1.0 - beta) * p_den
+        self.probe = probe + p_num * (o["alpha_probe"] * self.step_scale / den)
+
+    # -- one iteration ---------------------------------------------------------------
+    def step(self):
+        torch = self.torch
+        self.err_parts = []
+        if self.auto_batches:
+            self._grow_batches()
+        refine = self.refinement is not None and self.iteration >= self.refine_start
+        order = torch.randperm(len(self.batches), generator=self.gen).tolist()
+        for g in order:
+            self._batch(g, refine)
+        if refine:
+            self._move_positions()
+            self.geometry_cache = [None] * len(self.batches)
+        self.iteration += 1
+        if self.probe.shape[0] > 1 and self.iteration % self.orthogonalize_every == 0:
+            from torchscope.ptycho._probe import orthogonalize_modes
+
+            self.probe, _ = orthogonalize_modes(self.probe)
+        error = torch.sqrt(torch.stack(self.err_parts).sum() / self.amp_norm)
+        if self.auto_batches and self.batch_size < self.n_pos:
+            self.history.append(float(error))  # one host synchronisation per iteration
+
+        return error
+
+    def _move_positions(self):
+        torch = self.torch
+        g = self.shift_signal
+        if self.refinement == "adam":
+            b1, b2 = _ADAM_BETAS
+            self.adam_t += 1
+            self.adam_m.mul_(b1).add_(g, alpha=1 - b1)
+            self.adam_v.mul_(b2).addcmul_(g, g, value=1 - b2)
+            m_hat = self.adam_m / (1 - b1 ** self.adam_t)
+            v_hat = self.adam_v / (1 - b2 ** self.adam_t)
+            step = self.refine_step * m_hat / (torch.sqrt(v_hat) + _ADAM_EPS)
+        else:
+            step = self.refine_step * g
+        # a common translation of all positions is not observable: keep their mean fixed
+        step = step - step.mean(0)
+        corner = self.positions - step + self.base
+        corner = torch.minimum(torch.clamp(corner, min=0.0), self.corner_max)
+        self.positions = corner - self.base
+
+    def snapshot(self, error):
+        from torchscope.ptycho._probe import orthogonalize_modes
+
+        torch = self.torch
+        modes, occ = orthogonalize_modes(self.probe)
+        if not (math.isfinite(error) and bool(torch.isfinite(self.obj).all())
+                and bool(torch.isfinite(modes).all())):
+            raise DivergenceError(
+                f"the reconstruction diverged by iteration {self.iteration}: NaN or infinite values "
+                "in the object or probe. Lower alpha_obj / alpha_probe, use engine='rpie' with "
+                "smaller beta / gamma, or check the data (scale, mask, positions)."
+            )
+        return Snapshot(
+            iteration=self.iteration,
+            obj=self.obj.cpu().numpy().astype(np.complex64),
+            probe_modes=modes.cpu().numpy().astype(np.complex64),
+            positions_px=self.positions.cpu().numpy().astype(np.float64),
+            error=float(error),
+            occupancies=occ.cpu().numpy().astype(np.float64),
+        )
+
+
+# ------------------------------------------------------------------------------ public API
+
+def _prepare(data, *, engine, modes, alpha_obj, alpha_probe, beta, gamma, probe, obj, obj_shape,
+             position_refinement, refine_step, refine_start, batch_size, orthogonalize_every,
+             start, seed, device):
+    if not isinstance(data, PtychoData):
+        raise TypeError(f"data must be a PtychoData, got {type(data).__name__}")
+    opts = _resolve_options(engine, alpha_obj, alpha_probe, beta, gamma)
+    if position_refinement not in REFINEMENTS:
+        raise ValueError(f"position_refinement must be one of {REFINEMENTS}, got {position_refinement!r}")
+    if refine_step is None and position_refinement is not None:
+        refine_step = REFINE_STEP[position_refinement]
+    if refine_step is not None:
+        if isinstance(refine_step, bool) or not isinstance(refine_step, Real) or not (
+                math.isfinite(refine_step) and refine_step > 0):
+            raise ValueError(f"refine_step must be a positive number, got {refine_step!r}")
+        refine_step = float(refine_step)
+    refine_start = _check_int("refine_start", refine_start, 0)
+    batch_size = _check_int("batch_size", batch_size, 1, allow_none=True)
+    orthogonalize_every = _check_int("orthogonalize_every", orthogonalize_every, 1)
+    if seed is not None:
+        seed = _check_int("seed", seed, 0)
+    positions = np.asarray(data.positions_px, dtype=np.float64)
+    iteration0 = 0
+    if start is not None:
+        if not isinstance(start, Snapshot):
+            raise TypeError(f"start must be a Snapshot or Result, got {type(start).__name__}")
+        if probe is not None or obj is not None:
+            raise ValueError("give either start= or probe=/obj=, not both")
+        probe, obj, iteration0 = start.probe_modes, start.obj, int(start.iteration)
+        positions = np.asarray(start.positions_px, dtype=np.float64)
+        if positions.shape != data.positions_px.shape:
+            raise ValueError(
+                f"start has {positions.shape[0]} positions, the data {data.positions_px.shape[0]}"
+            )
+    given_modes = None if probe is None else check_probe(probe).shape[0]
+    if modes is None:
+        modes = given_modes or 1
+    modes = _check_int("modes", modes, 1)
+    if given_modes is not None and given_modes > modes:
+        raise ValueError(f"probe has {given_modes} modes but modes={modes}; pass modes={given_modes}")
+    if obj_shape is not None:
+        if obj is not None:
+            raise ValueError("give either obj= or obj_shape=, not both")
+        shape = tuple(np.atleast_1d(obj_shape))
+        if len(shape) != 2 or not all(isinstance(s, Integral) and s > 0 for s in shape):
+            raise ValueError(f"obj_shape must be (Oy, Ox) positive integers, got {obj_shape!r}")
+        obj_shape = tuple(int(s) for s in shape)
+    engine_obj = _Engine(
+        data, opts=opts, modes=modes, probe=probe, obj=obj, obj_shape=obj_shape,
+        positions=positions, refinement=position_refinement, refine_step=refine_step,
+        refine_start=refine_start, batch_size=batch_size,
+        orthogonalize_every=orthogonalize_every, seed=seed, device=device,
+    )
+    engine_obj.iteration = iteration0
+    engine_obj.refine_start = iteration0 + refine_start
+    options = dict(engine=engine, modes=modes, **opts, position_refinement=position_refinement,
+                   refine_step=refine_step, refine_start=refine_start, batch_size=batch_size,
+                   orthogonalize_every=orthogonalize_every, seed=seed,
+                   device=device_name(engine_obj.dev), obj_shape=engine_obj.obj_shape)
+    return engine_obj, options
+
+
+def _run(engine_obj, iterations, every, history):
+    import torch
+
+    pending = []
+    done = 0
+    while iterations is None or done < iterations:
+        pending.append(engine_obj.step())
+        done += 1
+        if done % every == 0 or done == iterations:
+            errors = torch.stack(pending).cpu().numpy().astype(np.float64)
+            pending = []
+            history.extend(errors.tolist())
+            yield engine_obj.snapshot(errors[-1])
+
+
+def iterate(data, *, engine="rpie", modes=None, alpha_obj=None, alpha_probe=None, beta=None,
+            gamma=None, position_refinement=None, refine_step=None, refine_start=10, probe=None,
+            obj=None, obj_shape=None, start=None, iterations=None, batch_size=None,
+            orthogonalize_every=5, every=1, seed=None, device=None):
+    """Reconstruct object and probe step by step: a generator of :class:`Snapshot`.
+
+    The generator can be abandoned between snapshots (that is how the napari widget stops it);
+    :func:`reconstruct` runs it to the end.
+
+    Parameters
+    ----------
+    data : PtychoData
+        Centred diffraction patterns and scan positions (pixels from the object's centre).
+    engine : {"rpie", "epie"}
+        ``"rpie"``: M-rPIE, the paper's equations 5-7. ``"epie"``: M-ePIE (``beta = gamma = 1``).
+        With ``modes=1`` these are rPIE and ePIE.
+    modes : int, optional
+        Number of mutually incoherent probe modes. Default: the number of modes of ``probe`` (or
+        ``start``), else 1. Extra modes start as the first mode times x, y, xy, ... with a few
+        per cent of its power.
+    alpha_obj, alpha_probe : float, optional
+        Update rates alpha_O in (0, 2] and alpha_P in [0, 2] (0 keeps the probe fixed).
+        Default 1 for both engines.
+    beta, gamma : float, optional
+        rPIE regularisation of the probe (beta) and object (gamma) updates, in (0, 1]: 1 is the
+        ePIE step ``1 / max``; smaller values weight the update towards bright regions. Default
+        for ``"rpie"``: beta 0.5, gamma 0.1 (Maiden et al. 2017's object value).
+    position_refinement : {None, "adam", "fixed_gain"}
+        Correct the scan positions from iteration ``refine_start`` on, with the shift between
+        each object window and its update as the error signal: per-position Adam (the paper's
+        scheme) or a constant gain (Zhang et al. 2013).
+    refine_step : float, optional
+        Adam's learning rate in pixels per iteration (default 0.1), or the fixed gain (default 2).
+    refine_start : int
+        Iterations before positions start to move (the object must take shape first).
+    probe : ndarray, (ny, nx) or (modes, ny, nx) complex, optional
+        Starting probe. Default: a flat disk half the window wide with the data's mean power.
+    obj : ndarray, (Oy, Ox) complex, optional
+        Starting object (its centre is position (0, 0)). Default: ones, of ``obj_shape``.
+    obj_shape : (int, int), optional
+        Shape of the object when ``obj`` is not given. Default: just large enough for all
+        windows (plus a margin for refinement).
+    start : Snapshot or Result, optional
+        Continue from a previous snapshot: its object, probe modes and positions (and iteration
+        count). Adam's moments start afresh.
+    iterations : int, optional
+        Stop after this many iterations (the last one always yields). ``None``: run until the
+        caller stops.
+    batch_size : int, optional
+        Positions updated together (see the module notes); 1 is classic sequential PIE.
+        Default: the automatic schedule (20 batches of at least 4 positions, fewer whenever
+        the error stalls, then decaying steps; kept fixed with position refinement).
+    orthogonalize_every : int
+        Orthogonalise the probe modes every this many iterations (and in every snapshot).
+    every : int
+        Iterations between snapshots.
+    seed : int, optional
+        Seed of the batch composition and the random visiting order.
+    device : None, str or torch.device
+        See :func:`torchscope.backend.get_device`.
+
+    Yields
+    ------
+    Snapshot
+        ``iteration``, ``obj``, ``probe_modes`` (orthogonal, strongest first), ``positions_px``,
+        ``error`` (the normalised amplitude misfit ``sqrt(sum (sqrt(I) - |Psi|)^2 / sum I)`` of
+        the last iteration, with the estimates of the moment each pattern was used) and
+        ``occupancies``.
+
+    Raises
+    ------
+    DivergenceError
+        (a ``FloatingPointError``) if NaN or infinite values appear; checked at every snapshot,
+        before anything is yielded.
+    """
+    every = _check_int("every", every, 1)
+    iterations = _check_int("iterations", iterations, 0, allow_none=True)
+    engine_obj, _ = _prepare(
+        data, engine=engine, modes=modes, alpha_obj=alpha_obj, alpha_probe=alpha_probe,
+        beta=beta, gamma=gamma, probe=probe, obj=obj, obj_shape=obj_shape,
+        position_refinement=position_refinement, refine_step=refine_step,
+        refine_start=refine_start, batch_size=batch_size,
+        orthogonalize_every=orthogonalize_every, start=start, seed=seed, device=device,
+    )
+    yield from _run(engine_obj, iterations, every, [])
+
+
+def reconstruct(data, *, iterations=100, engine="rpie", **options):
+    """Run :func:`iterate` for ``iterations`` iterations and return the final :class:`Result`.
+
+    Takes the same keyword options as :func:`iterate` (except ``every``).
+
+    Returns
+    -------
+    Result
+        The last snapshot, ``errors`` (the error of every iteration) and ``options`` (all
+        parameters, defaults resolved, for reproducibility).
+    """
+    iterations = _check_int("iterations", iterations, 1)
+    if "every" in options:
+        raise TypeError("reconstruct() takes no 'every'; use iterate() for intermediate snapshots")
+    engine_obj, opts = _prepare(data, engine=engine, **_with_defaults(options))
+    history = []
+    last = None
+    for last in _run(engine_obj, iterations, iterations, history):
+        pass
+    opts["iterations"] = iterations
+    return Result(**vars(last), errors=np.asarray(history), options=opts)
+
+
+def _with_defaults(options):
+    known = {"modes": None, "alpha_obj": None, "alpha_probe": None, "beta": None, "gamma": None,
+             "position_refinement": None, "refine_step": None, "refine_start": 10, "probe": None,
+             "obj": None, "obj_shape": None, "start": None, "batch_size": None,
+             "orthogonalize_every": 5, "seed": None, "device": None}
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise TypeError(f"reconstruct() got unexpected keyword argument(s) {unknown}")
+    known.update(options)
+    return known

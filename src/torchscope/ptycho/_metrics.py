@@ -1,0 +1,171 @@
+"""Quality of a reconstruction: object error after removing what ptychography cannot determine."""
+
+import math
+from numbers import Real
+
+import numpy as np
+
+from torchscope.backend._registration import register_subpixel
+from torchscope.ptycho._frames import check_object, check_positions, check_probe, window_corners
+
+__all__ = ["lit_region", "object_error", "register_subpixel"]
+
+
+def _centre_crop(a, shape):
+    sy = a.shape[0] // 2 - shape[0] // 2
+    sx = a.shape[1] // 2 - shape[1] // 2
+    return a[sy:sy + shape[0], sx:sx + shape[1]]
+
+
+def lit_region(probe, positions, shape, *, fraction=0.5):
+    """The part of the object lit to at least ``fraction`` of the maximum total illumination.
+
+    Parameters
+    ----------
+    probe : ndarray, (ny, nx) or (modes, ny, nx) complex
+    positions : ndarray, (P, 2)
+        Positions (y, x) in pixels from the object's centre (rounded to whole pixels here).
+    shape : (int, int)
+        Object shape.
+    fraction : float
+        Threshold relative to the maximum of ``sum_j sum_p |P_p(r - r_j)|^2``, in (0, 1].
+
+    Returns
+    -------
+    ndarray, bool, ``shape``
+    """
+    p = check_probe(probe)
+    pos = check_positions(positions, "positions")
+    if isinstance(fraction, bool) or not isinstance(fraction, Real) or not 0 < fraction <= 1:
+        raise ValueError(f"fraction must be in (0, 1], got {fraction!r}")
+    shape = tuple(int(s) for s in shape)
+    power = np.sum(np.abs(p) ** 2, axis=0)
+    ny, nx = power.shape
+    total = np.zeros(shape)
+    for cy, cx in np.round(window_corners(pos, shape, (ny, nx))).astype(int):
+        y0, x0 = max(cy, 0), max(cx, 0)
+        y1, x1 = min(cy + ny, shape[0]), min(cx + nx, shape[1])
+        if y1 > y0 and x1 > x0:
+            total[y0:y1, x0:x1] += power[y0 - cy:y1 - cy, x0 - cx:x1 - cx]
+    return total >= fraction * total.max()
+
+
+def _translate(image, shift):
+    """``image`` translated by ``shift`` pixels: the whole-pixel part by rolling, the sub-pixel
+    rest by the Fourier shift theorem on a reflect-padded copy (so the image's edges, which are
+    not periodic, do not ring into the comparison region)."""
+    whole = np.round(shift).astype(int)
+    out = np.roll(image, tuple(whole), axis=(0, 1))
+    rest = shift - whole
+    if not np.any(rest):
+        return out
+    pad = 16
+    padded = np.pad(out, pad, mode="reflect")
+    ky = np.fft.fftfreq(padded.shape[0])[:, None]
+    kx = np.fft.fftfreq(padded.shape[1])[None, :]
+    moved = np.fft.ifft2(np.fft.fft2(padded) * np.exp(-2j * math.pi * (ky * rest[0] + kx * rest[1])))
+    return moved[pad:-pad, pad:-pad]
+
+
+def _ramp_frequency(rec, tru, w, upsample, device):
+    """Frequency (cycles per image, per axis) of the linear phase ramp that best matches ``rec``
+    to ``tru`` (weights ``w``).
+
+    The peak of ``|sum_x z(x) exp(2 pi i x d / N)|`` over continuous ``d``, with
+    ``z = tru conj(rec) w``: the DFT-upsampling search of the registration, run on ``z``
+    handed over as a spectrum indexed from the image centre.
+    """
+    import torch
+
+    from torchscope.backend import get_device
+    from torchscope.backend._registration import register_spectra
+
+    dev = get_device(device)
+    z = torch.as_tensor(np.fft.ifftshift(tru * np.conj(rec) * w))
+    z = z.to(dev, torch.complex64 if dev.type == "mps" else torch.complex128)
+    # the ramp's phase error at the edge is pi / upsample_ramp: search finer than for shifts
+    d = register_spectra(z[None], torch.ones_like(z)[None], upsample=max(10 * upsample, 10),
+                         normalization=None, coarse_upsample=10)[0]
+    return d.cpu().numpy()
+
+
+def _apply_ramp(image, d):
+    y = np.arange(image.shape[0])[:, None] - image.shape[0] // 2
+    x = np.arange(image.shape[1])[None, :] - image.shape[1] // 2
+    return image * np.exp(-2j * math.pi * (y * d[0] / image.shape[0] + x * d[1] / image.shape[1]))
+
+
+def object_error(reconstructed, truth, roi=None, *, upsample=100, device=None):
+    """Normalised RMS error of a reconstructed object against the truth.
+
+    Ptychography determines the object only up to a global complex factor (amplitude scale and
+    phase), a linear phase ramp (traded against a translation of the probe's far field) and a
+    translation (traded against the positions). All three are removed before comparing:
+
+    1. the phase ramp: the peak of the upsampled Fourier transform of
+       ``truth * conj(reconstructed)`` inside ``roi`` (the DFT-upsampling search of the
+       registration, run on the product);
+    2. the translation: sub-pixel registration of the truth inside ``roi`` against the
+       reconstruction, refined by minimising the error below (Nelder-Mead), applied as a
+       Fourier shift; then the ramp once more;
+    3. the complex factor: the least-squares one inside ``roi``.
+
+    Then ``NRMSE = sqrt(sum_roi |truth - c reconstructed|^2 / sum_roi |truth|^2)``.
+
+    Parameters
+    ----------
+    reconstructed, truth : ndarray, 2-D complex
+        Objects with the same centre convention (position (0, 0) at pixel ``(Oy // 2, Ox // 2)``);
+        if their shapes differ both are cropped to the common central part.
+    roi : ndarray of bool, optional
+        Where to compare, in ``truth``'s shape (see :func:`lit_region`). Default: everywhere.
+    upsample : int
+        Precision of the registration and ramp search, ``1 / upsample`` pixel (or cycle).
+    device : None, str or torch.device
+        Where the registrations run.
+
+    Returns
+    -------
+    float
+    """
+    rec = check_object(reconstructed, "reconstructed")
+    tru = check_object(truth, "truth")
+    if roi is None:
+        mask = np.ones(tru.shape, dtype=bool)
+    else:
+        mask = np.asarray(roi, dtype=bool)
+        if mask.shape != tru.shape:
+            raise ValueError(f"roi has shape {mask.shape}, truth {tru.shape}; they must match")
+    if not mask.any():
+        raise ValueError("roi selects no pixel")
+    common = (min(rec.shape[0], tru.shape[0]), min(rec.shape[1], tru.shape[1]))
+    rec, tru, mask = _centre_crop(rec, common), _centre_crop(tru, common), _centre_crop(mask, common)
+    if not mask.any():
+        raise ValueError("roi lies outside the part the two objects share")
+    w = mask.astype(np.float64)
+
+    # Start: the phase ramp (it decorrelates complex images, so it would spoil a registration;
+    # a small misregistration barely moves the ramp's spectral peak), then the translation by
+    # cross-correlation (only the truth is masked: masking both would pull the peak towards
+    # zero shift). Cross-correlation maximises sum_roi truth conj(shifted), which is the least-
+    # squares fit only if the shifted image's energy inside roi does not change with the shift,
+    # so the shift is then refined on the error itself (Nelder-Mead, to 1 / upsample pixel).
+    rec = _apply_ramp(rec, _ramp_frequency(rec, tru, w, upsample, device))
+    shift0 = register_subpixel(tru * w, rec, upsample=upsample, normalization=None, device=device)
+    # the ramp once more, found on the registered image (a ramp commutes with translations up
+    # to a constant phase, so it is applied to the image before translating)
+    rec = _apply_ramp(rec, _ramp_frequency(_translate(rec, shift0), tru, w, upsample, device))
+
+    def error(shift):
+        moved = _translate(rec, shift)
+        r, t = moved[mask], tru[mask]
+        c = np.vdot(r, t) / max(np.vdot(r, r).real, 1e-300)
+        return math.sqrt(np.sum(np.abs(t - c * r) ** 2) / max(np.sum(np.abs(t) ** 2), 1e-300))
+
+    from scipy.optimize import minimize
+
+    step = 0.25
+    simplex = np.array([shift0, shift0 + [step, 0.0], shift0 + [0.0, step]])
+    best = minimize(error, shift0, method="Nelder-Mead",
+                    options={"initial_simplex": simplex, "xatol": 1.0 / upsample, "fatol": 1e-9})
+    return float(min(best.fun, error(shift0)))

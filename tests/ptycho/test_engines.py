@@ -1,0 +1,215 @@
+"""The engines: the paper's update rules, recovery of known truth, refinement, snapshots, errors.
+
+Small problems only (a 72 x 72 object, 24 x 24 probe, 25 positions), so the module runs in a
+few seconds.
+"""
+
+import numpy as np
+import pytest
+from skimage import data
+
+from torchscope import ptycho
+from torchscope.ptycho import _engines
+
+
+def _smooth_object(rng, n=72):
+    """A band-limited complex object with amplitude in [0.6, 1] and phase in about [-1, 1]."""
+    def smooth():
+        spectrum = np.zeros((n, n), complex)
+        spectrum[:10, :10] = rng.normal(size=(10, 10)) + 1j * rng.normal(size=(10, 10))
+        field = np.real(np.fft.ifft2(spectrum))
+        return (field - field.min()) / (field.max() - field.min())
+    return (0.6 + 0.4 * smooth()) * np.exp(1j * (2 * smooth() - 1))
+
+
+@pytest.fixture(scope="module")
+def problem():
+    rng = np.random.default_rng(3)
+    obj = _smooth_object(rng)
+    probe = ptycho.make_probe(24, diameter_px=14, edge_px=3, quadratic_phase_rad=1.5)
+    pos = ptycho.raster_positions(5, 4.0, jitter_px=1, integer=True, rng=1)
+    data = ptycho.simulate(obj, probe, pos)
+    roi = ptycho.lit_region(probe, pos, obj.shape)
+    return obj, probe, pos, data, roi
+
+
+def _reference_mrpie(data, probe, obj, orders, alpha_obj, alpha_probe, beta, gamma):
+    """Sequential M-rPIE, written from the paper's equations 5-7 in numpy (complex128)."""
+    amps = np.sqrt(np.fft.ifftshift(data.patterns.astype(np.float64), axes=(-2, -1)))
+    P = np.array(probe, dtype=np.complex128).reshape(-1, *data.patterns.shape[1:])
+    O = np.array(obj, dtype=np.complex128)
+    n = P.shape[1]
+    corner = np.round(data.positions_px + (np.array(O.shape) // 2 - n // 2)).astype(int)
+    for order in orders:
+        for j in order:
+            y, x = corner[j]
+            o = O[y:y + n, x:x + n].copy()
+            psi = P * o
+            far = np.fft.fft2(psi, norm="ortho")
+            inten = np.sum(np.abs(far) ** 2, axis=0)
+            corrected = far * amps[j] / np.sqrt(inten + 1e-30)                      # eq. 7
+            dpsi = np.fft.ifft2(corrected, norm="ortho") - psi
+            o2 = np.abs(o) ** 2
+            new_P = P + alpha_probe * dpsi * o.conj() / (beta * o2.max() + (1 - beta) * o2)  # eq. 5
+            w = np.sum(np.abs(P) ** 2, axis=0)
+            O[y:y + n, x:x + n] = o + alpha_obj * np.sum(dpsi * P.conj(), axis=0) / (
+                gamma * w.max() + (1 - gamma) * w)                                  # eq. 6
+            P = new_P
+    return O, P
+
+
+def _visits(monkeypatch):
+    """Record the order in which the engine visits single positions."""
+    seen = []
+    original = _engines._Engine._batch
+
+    def spy(self, g, refine):
+        seen.extend(int(i) for i in self.batches[g].cpu())
+        return original(self, g, refine)
+
+    monkeypatch.setattr(_engines._Engine, "_batch", spy)
+    return seen
+
+
+@pytest.mark.parametrize("beta, gamma", [(0.7, 0.3), (1.0, 1.0)])
+def test_sequential_engine_is_the_papers_equations(problem, monkeypatch, beta, gamma):
+    obj, _, pos, data, _ = problem
+    modes = ptycho.make_probe(24, diameter_px=12, modes=2, occupancies=(0.8, 0.2))
+    start = 0.8 * modes * np.sqrt(np.mean(data.patterns.sum(axis=(1, 2))))
+    seen = _visits(monkeypatch)
+    result = ptycho.reconstruct(data, iterations=3, engine="rpie", beta=beta, gamma=gamma,
+                                alpha_obj=0.9, alpha_probe=0.8, batch_size=1, probe=start,
+                                obj=np.ones_like(obj), seed=4, device="cpu")
+    orders = [seen[i:i + len(pos)] for i in range(0, 3 * len(pos), len(pos))]
+    assert all(sorted(o) == list(range(len(pos))) for o in orders)
+    assert orders[0] != orders[1]  # a new random order each iteration
+    O, P = _reference_mrpie(data, start, np.ones_like(obj), orders, 0.9, 0.8, beta, gamma)
+    np.testing.assert_allclose(result.obj, O, rtol=0, atol=2e-4 * np.abs(O).max())
+    # the snapshot's modes are orthogonalised: compare the (mode-mixing invariant) coherence
+    # matrix sum_p P_p P_p^H
+    def rho(m):
+        flat = m.reshape(len(m), -1)
+        return flat.T @ flat.conj()
+
+    np.testing.assert_allclose(rho(result.probe_modes), rho(P), rtol=0, atol=2e-4 * np.abs(rho(P)).max())
+
+
+def test_rpie_with_beta_gamma_one_is_epie(problem):
+    data = problem[3]
+    common = {"iterations": 4, "modes": 2, "seed": 1, "device": "cpu"}
+    for batch_size in (1, None):
+        a = ptycho.reconstruct(data, engine="epie", batch_size=batch_size, **common)
+        b = ptycho.reconstruct(data, engine="rpie", beta=1.0, gamma=1.0, batch_size=batch_size, **common)
+        np.testing.assert_array_equal(a.obj, b.obj)
+        np.testing.assert_array_equal(a.probe_modes, b.probe_modes)
+        assert a.options["beta"] == a.options["gamma"] == 1.0
+
+
+@pytest.mark.parametrize("engine", ["rpie", "epie"])
+def test_recovers_the_truth(problem, engine, device):
+    obj, probe, _, data, roi = problem
+    result = ptycho.reconstruct(data, iterations=150, engine=engine, seed=0, device=device)
+    assert ptycho.object_error(result.obj, obj, roi) < 0.05
+    assert result.errors[-1] < 0.2 * result.errors[0]
+    # the probe too, up to the global factor that object and probe trade
+    p, q = result.probe_modes[0], probe
+    c = np.vdot(p, q) / np.vdot(p, p)
+    assert np.linalg.norm(q - c * p) / np.linalg.norm(q) < 0.1
+
+
+def test_recovers_mode_occupancies():
+    # a textured object: a smooth one probes the beam's mutual coherence over too short
+    # separations to tell the modes apart (many mode sets then fit the data equally well)
+    cam = data.camera()[::4, ::4][16:112, 16:112] / 255.0
+    ast = data.astronaut()[::4, ::4, 1][16:112, 16:112] / 255.0
+    obj = (0.6 + 0.4 * cam) * np.exp(2j * (ast - 0.5))
+    modes = ptycho.make_probe(24, diameter_px=14, edge_px=3, quadratic_phase_rad=1.5, modes=3,
+                              occupancies=(0.6, 0.25, 0.15))
+    pos = ptycho.raster_positions(5, 4.0, jitter_px=1, integer=True, rng=2)
+    measured = ptycho.simulate(obj, modes, pos)
+    result = ptycho.reconstruct(measured, iterations=150, modes=3, seed=0)
+    np.testing.assert_allclose(result.occupancies, [0.6, 0.25, 0.15], atol=0.05)
+    flat = result.probe_modes.reshape(3, -1).astype(np.complex128)
+    gram = flat.conj() @ flat.T
+    assert np.abs(gram - np.diag(np.diag(gram))).max() < 1e-4 * np.abs(gram).max()
+
+
+@pytest.mark.parametrize("refinement", ["adam", "fixed_gain"])
+def test_position_refinement_recovers_known_offsets(problem, refinement):
+    _, _, pos, data, _ = problem
+    offsets = np.random.default_rng(8).normal(0, 1.2, pos.shape)
+    offsets -= offsets.mean(0)  # a common translation is not observable
+    wrong = ptycho.PtychoData(data.patterns, pos + offsets, data.geometry)
+
+    def rms(p):
+        e = p - pos
+        e -= e.mean(0)
+        return np.sqrt(np.mean(np.sum(e ** 2, axis=1)))
+
+    result = ptycho.reconstruct(wrong, iterations=150, position_refinement=refinement, seed=0)
+    # Adam (the paper's scheme) converges; the constant-gain baseline more slowly
+    limit = 0.25 if refinement == "adam" else 0.75
+    assert rms(result.positions_px) < limit * rms(wrong.positions_px)
+    still = ptycho.reconstruct(wrong, iterations=20, seed=0)
+    np.testing.assert_array_equal(still.positions_px, wrong.positions_px)
+
+
+def test_snapshots_results_and_continuation(problem):
+    data = problem[3]
+    snaps = list(ptycho.iterate(data, iterations=7, every=3, seed=2))
+    assert [s.iteration for s in snaps] == [3, 6, 7]
+    s = snaps[-1]
+    assert isinstance(s, ptycho.Snapshot)
+    assert s.obj.dtype == np.complex64 and s.probe_modes.shape == (1, 24, 24)
+    assert s.positions_px.shape == (25, 2) and np.isfinite(s.error)
+    np.testing.assert_allclose(s.occupancies, [1.0])
+    # the generator can be abandoned between snapshots
+    gen = ptycho.iterate(data, every=2)
+    first = next(gen)
+    gen.close()
+    assert first.iteration == 2
+    # reconstruct = the same computation run to the end, with every iteration's error
+    result = ptycho.reconstruct(data, iterations=7, seed=2)
+    assert isinstance(result, ptycho.Result) and len(result.errors) == 7
+    np.testing.assert_array_equal(result.obj, s.obj)
+    assert result.error == result.errors[-1] == pytest.approx(s.error)
+    assert result.options["engine"] == "rpie" and result.options["iterations"] == 7
+    # continue from a snapshot: the iteration count goes on, the error keeps falling
+    more = ptycho.reconstruct(data, iterations=5, start=result, seed=2)
+    assert more.iteration == 12
+    assert more.error < result.error
+
+
+def test_divergence_stops_with_a_clear_error(problem):
+    data = problem[3]
+    with pytest.raises(_engines.DivergenceError, match="diverged by iteration 3: NaN"):
+        ptycho.reconstruct(data, iterations=3, obj=np.zeros((72, 72)), batch_size=1)
+    gen = ptycho.iterate(data, obj=np.zeros((72, 72)), every=1)
+    with pytest.raises(FloatingPointError, match="diverged by iteration 1"):
+        next(gen)
+
+
+def test_clear_errors(problem):
+    data = problem[3]
+    with pytest.raises(ValueError, match="engine must be one of"):
+        ptycho.reconstruct(data, engine="dm")
+    with pytest.raises(ValueError, match="engine='epie' has beta=1"):
+        ptycho.reconstruct(data, engine="epie", beta=0.5)
+    with pytest.raises(ValueError, match="gamma must be in"):
+        ptycho.reconstruct(data, gamma=0.0)
+    with pytest.raises(ValueError, match="alpha_obj"):
+        ptycho.reconstruct(data, alpha_obj=3.0)
+    with pytest.raises(ValueError, match="position_refinement"):
+        ptycho.reconstruct(data, position_refinement="powell")
+    with pytest.raises(ValueError, match="batch_size"):
+        ptycho.reconstruct(data, batch_size=0)
+    with pytest.raises(ValueError, match="modes=1"):
+        ptycho.reconstruct(data, probe=ptycho.make_probe(24, modes=2), modes=1)
+    with pytest.raises(ValueError, match="leaves the 40x40 object"):
+        ptycho.reconstruct(data, obj_shape=(40, 40))
+    with pytest.raises(TypeError, match="PtychoData"):
+        ptycho.reconstruct(data.patterns)
+    with pytest.raises(TypeError, match="every"):
+        ptycho.reconstruct(data, every=2)
+    with pytest.raises(ValueError, match="refine_step"):
+        ptycho.reconstruct(data, position_refinement="adam", refine_step=-1.0)

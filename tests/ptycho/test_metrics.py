@@ -1,0 +1,70 @@
+"""object_error removes exactly what ptychography cannot determine, and nothing else."""
+
+import numpy as np
+import pytest
+from skimage import data
+
+from torchscope import ptycho
+
+
+@pytest.fixture(scope="module")
+def truth():
+    cam = data.camera()[::4, ::4].astype(np.float64) / 255.0  # 128 x 128
+    coins = data.coins()[:256:2, :256:2].astype(np.float64) / 255.0
+    return (0.6 + 0.4 * cam) * np.exp(1j * np.pi * (coins - 0.5))
+
+
+@pytest.fixture(scope="module")
+def roi():
+    mask = np.zeros((128, 128), bool)
+    mask[24:-24, 24:-24] = True
+    return mask
+
+
+def test_zero_for_what_ptychography_cannot_see(truth, roi):
+    yy, xx = np.mgrid[:128, :128]
+    ambiguous = 2.3 * np.exp(1j * 1.1) * truth * np.exp(1j * (0.021 * yy - 0.034 * xx))
+    assert ptycho.object_error(ambiguous, truth, roi) < 2e-3
+    # a whole-pixel translation (cut from a larger object) is registered away
+    big = np.pad(truth, 8, mode="reflect")
+    moved = big[8 + 3:8 + 3 + 128, 8 - 2:8 - 2 + 128]
+    mask = np.zeros_like(roi)
+    mask[32:-32, 32:-32] = True
+    assert ptycho.object_error(moved, truth, mask) < 1e-6
+
+
+def test_measures_real_differences(truth, roi, rng):
+    noise = 0.03 * (rng.standard_normal(truth.shape) + 1j * rng.standard_normal(truth.shape))
+    expected = np.sqrt(np.sum(np.abs(noise[roi]) ** 2) / np.sum(np.abs(truth[roi]) ** 2))
+    assert ptycho.object_error(truth + noise, truth, roi) == pytest.approx(expected, rel=0.05)
+    blurred = (truth + np.roll(truth, 1, 0) + np.roll(truth, 1, 1) + np.roll(truth, (1, 1), (0, 1))) / 4
+    assert ptycho.object_error(blurred, truth, roi) > 0.1
+
+
+def test_different_shapes_compare_the_common_centre(truth, roi):
+    padded = np.pad(truth, ((10, 10), (6, 6)), constant_values=1.0)
+    assert ptycho.object_error(padded, truth, roi) < 1e-6
+    assert ptycho.object_error(truth[10:-10, 6:-6], padded) < 1e-6
+
+
+def test_lit_region():
+    probe = np.zeros((8, 8), complex)
+    probe[2:6, 2:6] = 1.0
+    mask = ptycho.lit_region(probe, [[0.0, 0.0], [0.0, 2.0]], (20, 20))
+    assert mask.dtype == bool and mask.shape == (20, 20)
+    # windows start at 10 - 4 = 6 (and 8 along x): lit rows 8-11, columns 8-13, twice in 10-11
+    assert np.count_nonzero(mask) == 4 * 6
+    assert mask[8:12, 8:14].all()
+    only_max = ptycho.lit_region(probe, [[0.0, 0.0], [0.0, 2.0]], (20, 20), fraction=1.0)
+    assert np.count_nonzero(only_max) == 4 * 2
+
+
+def test_errors(truth, roi):
+    with pytest.raises(ValueError, match="roi has shape"):
+        ptycho.object_error(truth, truth, roi[:-1])
+    with pytest.raises(ValueError, match="roi selects no pixel"):
+        ptycho.object_error(truth, truth, np.zeros_like(roi))
+    with pytest.raises(ValueError, match="reconstructed holds NaN"):
+        ptycho.object_error(np.full_like(truth, np.nan), truth)
+    with pytest.raises(ValueError, match="fraction"):
+        ptycho.lit_region(np.ones((4, 4)), [[0.0, 0.0]], (8, 8), fraction=0)
