@@ -20,6 +20,12 @@ Memory
     :func:`on_device` runs a computation and turns a GPU out-of-memory error into a
     :class:`DeviceMemoryError` with a clear message, or retries on the CPU when the policy says so
     (:func:`set_oom_policy`, or ``TORCHSCOPE_OOM=cpu``).
+Registration
+    :func:`register_subpixel`: batched sub-pixel shifts between image pairs by DFT-upsampled
+    cross-correlation (Guizar-Sicairos et al. 2008), matrix products on the device.
+FFT and blur kernels
+    :func:`fft_convolve`, :func:`psf2otf` / :func:`otf2psf` (kernel to transfer function and
+    back), :func:`fft_size`, :func:`pad_periodic`.
 
 Nothing here imports torch at import time.
 """
@@ -39,7 +45,7 @@ from torchscope.backend._memory import (
 from torchscope.backend._convert import compute_dtype, to_numpy, to_tensor
 from torchscope.backend._blocks import compute_blocks
 from torchscope.backend._registration import register_subpixel
-from torchscope.backend._fft import (  # deblur (issue 5)
+from torchscope.backend._fft import (
     fft_convolve,
     fft_size,
     otf2psf,
@@ -61,7 +67,6 @@ __all__ = [
     "set_oom_policy",
     "to_numpy",
     "to_tensor",
-    # FFT helpers for blur kernels (deblur, issue 5)
     "fft_convolve",
     "fft_size",
     "otf2psf",
