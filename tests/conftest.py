@@ -31,3 +31,18 @@ def device(request):
 def rng():
     """A fresh, seeded random generator per test."""
     return np.random.default_rng(12345)
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Run torch on one thread for the test, then restore the setting.
+
+    Long chains of tiny tensor operations (kernel estimation, small reconstructions) run
+    fastest on one thread: on a busy 2-core machine torch's thread pool costs more than it gains.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

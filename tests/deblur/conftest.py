@@ -1,15 +1,9 @@
-"""Kernel estimation is a long chain of small tensor operations: on a busy machine, torch's
-thread pool costs more than it gains there, so these tests run torch on one thread (and put
-the previous setting back after each test)."""
+"""Kernel estimation is a long chain of small tensor operations: these tests run torch on one
+thread (the shared fixture of tests/conftest.py)."""
 
 import pytest
 
 
 @pytest.fixture(autouse=True)
-def _one_torch_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_torch_thread(one_torch_thread):
+    """Every test here runs torch on one thread (see tests/conftest.py)."""

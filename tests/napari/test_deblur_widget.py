@@ -16,13 +16,8 @@ KERNEL_SIZE = 9
 
 
 @pytest.fixture(autouse=True)
-def _one_torch_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_torch_thread(one_torch_thread):
+    """Every test here runs torch on one thread (see tests/conftest.py)."""
 
 
 @pytest.fixture

@@ -21,14 +21,8 @@ WIN = 16
 
 
 @pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny problems run fastest on one thread (and the shared CI machines have two cores)."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _one_torch_thread(one_torch_thread):
+    """Every test here runs torch on one thread (see tests/conftest.py)."""
 
 
 def _smooth(rng, shape):

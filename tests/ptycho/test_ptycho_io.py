@@ -420,15 +420,6 @@ def test_kind_mismatch_and_bad_options(tmp_path, scan):
 
 
 # --------------------------------------------------------------------------- physics
-@pytest.fixture
-def one_torch_thread():
-    """Tiny reconstructions run fastest on one thread (the shared CI machines have two cores)."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_cxi_file_fits_as_well_as_the_simulation(tmp_path, one_torch_thread):
