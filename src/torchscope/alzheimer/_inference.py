@@ -1,0 +1,245 @@
+"""Using a trained model: probabilities, reconstructions, feature maps, occlusion sensitivity."""
+
+import copy
+import numbers
+
+import numpy as np
+import torch
+
+from torchscope.alzheimer._networks import LAYERS
+from torchscope.alzheimer._train import Trained
+from torchscope.backend import get_device
+
+
+def _check_model(model):
+    if not isinstance(model, Trained):
+        raise TypeError(
+            f"model must be a Trained model (from train or load_model), got "
+            f"{type(model).__name__}."
+        )
+    return model
+
+
+def _on(model, device):
+    """The model on ``device`` (a copy if it lives elsewhere; the caller's model is not moved)."""
+    dev = get_device(device) if device is not None else model.device
+    if dev == model.device:
+        return model, dev
+    moved = copy.copy(model)
+    moved.autoencoder = copy.deepcopy(model.autoencoder).to(dev)
+    moved.classifier = copy.deepcopy(model.classifier).to(dev)
+    return moved, dev
+
+
+def _stack(model, slices, name="slices"):
+    """Slices as a float32 (N, H, W) stack, checked against the model's input shape."""
+    a = np.asarray(slices)
+    if a.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be real-valued, got dtype {a.dtype}.")
+    single = a.ndim == 2
+    if single:
+        a = a[None]
+    if a.ndim != 3:
+        raise ValueError(f"{name} must be one slice (H, W) or a stack (N, H, W), got {a.shape}.")
+    shape = tuple(model.config["shape"])
+    if a.shape[1:] != shape:
+        raise ValueError(
+            f"{name} are {a.shape[1:]}, the model takes {shape} slices (its dense layer is "
+            "sized for them); extract the same slice of a volume on the same grid."
+        )
+    a = a.astype(np.float32)
+    if not np.isfinite(a).all():
+        raise ValueError(f"{name} hold NaN or infinite values.")
+    return a, single
+
+
+def _standardise(model, a, dev):
+    mean, std = model.config["mean"], model.config["std"]
+    x = (a - np.float32(mean)) / np.float32(std)
+    return torch.from_numpy(np.ascontiguousarray(x[:, None])).to(dev)
+
+
+def _chunks(n, size):
+    return [slice(i, min(i + size, n)) for i in range(0, n, size)]
+
+
+def _forward(model, slices, device, batch_size, network):
+    """Run ``network`` ("classifier": probabilities, "autoencoder": images) over slices."""
+    model = _check_model(model)
+    a, single = _stack(model, slices, "slice_or_slices")
+    model, dev = _on(model, device)
+    net = getattr(model, network).eval()
+    out = []
+    with torch.no_grad():
+        for s in _chunks(len(a), batch_size):
+            y = net(_standardise(model, a[s], dev))
+            y = torch.sigmoid(y) if network == "classifier" else y[:, 0]
+            out.append(y.cpu().numpy())
+    return np.concatenate(out), single
+
+
+def predict(model, slice_or_slices, *, device=None, batch_size=32):
+    """Probability that a slice shows AD or MCI (CDR >= 0.5), from the classifier.
+
+    Parameters
+    ----------
+    model : Trained
+        From :func:`train` or :func:`load_model`.
+    slice_or_slices : array_like, shape (H, W) or (N, H, W)
+        Slices scaled to [0, 1] (:func:`extract_slice`), on the model's grid (for OASIS-1:
+        176 x 208, axial slice 105). The model's stored training normalisation is applied.
+    device : None, str or torch.device
+        Where to compute (default: where the model is).
+    batch_size : int, optional
+        Slices per forward pass.
+
+    Returns
+    -------
+    float or numpy.ndarray of float
+        One probability for one slice, an array of N for a stack.
+    """
+    p, single = _forward(model, slice_or_slices, device, batch_size, "classifier")
+    p = p.astype(np.float64)
+    return float(p[0]) if single else p
+
+
+def reconstruct(model, slice_or_slices, *, device=None, batch_size=32):
+    """The autoencoder's reconstruction of slices (images in [0, 1], same shape as the input).
+
+    Parameters
+    ----------
+    model : Trained
+    slice_or_slices : array_like, shape (H, W) or (N, H, W)
+        Slices scaled to [0, 1], on the model's grid.
+    device : None, str or torch.device
+    batch_size : int, optional
+
+    Returns
+    -------
+    numpy.ndarray of float32
+    """
+    r, single = _forward(model, slice_or_slices, device, batch_size, "autoencoder")
+    return r[0] if single else r
+
+
+def feature_maps(model, slice_, *, layers=None, network="autoencoder", device=None):
+    """Activations of the convolution blocks for one slice: the paper's Fig. 3.
+
+    Parameters
+    ----------
+    model : Trained
+    slice_ : array_like, shape (H, W)
+        A slice scaled to [0, 1], on the model's grid.
+    layers : sequence of str, optional
+        Any of ``"conv1"`` ... ``"conv6"`` (encoder blocks 1-3 at full, half and quarter
+        resolution; decoder blocks 4-5 at quarter and half resolution, before up-sampling;
+        ``conv6`` the output image). Default: all six for the autoencoder, ``conv1``-``conv3``
+        for the classifier.
+    network : {"autoencoder", "classifier"}, optional
+        Whose activations: the autoencoder's, or the fine-tuned classifier's encoder.
+    device : None, str or torch.device
+
+    Returns
+    -------
+    dict of str to numpy.ndarray of float32
+        ``{layer: (channels, h, w)}``, after batch normalisation and ReLU.
+    """
+    model = _check_model(model)
+    a, single = _stack(model, slice_, "slice_")
+    if not single:
+        raise ValueError(f"slice_ must be one 2-D slice, got shape {np.shape(slice_)}.")
+    if network not in ("autoencoder", "classifier"):
+        raise ValueError(f"network must be 'autoencoder' or 'classifier', got {network!r}.")
+    available = LAYERS if network == "autoencoder" else LAYERS[:3]
+    if layers is None:
+        layers = available
+    elif isinstance(layers, str):
+        layers = (layers,)
+    unknown = [name for name in layers if name not in available]
+    if unknown:
+        raise ValueError(f"layers {unknown} are not among {list(available)} of the {network}.")
+    model, dev = _on(model, device)
+    net = (model.autoencoder if network == "autoencoder" else model.classifier).eval()
+    taps = {}
+    with torch.no_grad():
+        net(_standardise(model, a, dev), taps)
+    return {name: taps[name][0].cpu().numpy().astype(np.float32) for name in layers}
+
+
+def occlusion_map(model, slice_, *, patch=16, stride=8, fill=None, units="probability",
+                  device=None, batch_size=64):
+    """Occlusion sensitivity: how much each region raises the AD probability (Zeiler & Fergus).
+
+    A ``patch`` x ``patch`` square slides over the slice in steps of ``stride``; each
+    position is replaced by ``fill`` and the classifier run again. A pixel's value is the
+    mean, over the squares that cover it, of (probability of the intact slice - probability
+    with the square occluded): positive where the region pushes the decision towards AD,
+    negative where it pushes towards healthy.
+
+    Parameters
+    ----------
+    model : Trained
+    slice_ : array_like, shape (H, W)
+        A slice scaled to [0, 1], on the model's grid.
+    patch : int, optional
+        Side of the occluding square, pixels (mm on OASIS-1's 1 mm grid).
+    stride : int, optional
+        Step between squares, pixels (<= patch, so every pixel is covered).
+    fill : float, optional
+        Value of the occluded pixels (in the slice's [0, 1] units). Default: the training
+        mean, which the network sees as 0 after normalisation.
+    units : {"probability", "logit"}, optional
+        Measure the change in probability, or in the classifier's logit (log-odds), which
+        does not saturate when the model is confident (p near 0 or 1).
+    device : None, str or torch.device
+    batch_size : int, optional
+        Occluded copies per forward pass.
+
+    Returns
+    -------
+    numpy.ndarray of float32, shape (H, W)
+        In probability units (between -1 and 1) or in logits.
+    """
+    model = _check_model(model)
+    a, single = _stack(model, slice_, "slice_")
+    if not single:
+        raise ValueError(f"slice_ must be one 2-D slice, got shape {np.shape(slice_)}.")
+    h, w = a.shape[1:]
+    for name, value in (("patch", patch), ("stride", stride)):
+        if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+    if patch > min(h, w):
+        raise ValueError(f"patch={patch} is larger than the slice {a.shape[1:]}.")
+    if stride > patch:
+        raise ValueError(f"stride={stride} must not exceed patch={patch} (pixels would be missed).")
+    if units not in ("probability", "logit"):
+        raise ValueError(f"units must be 'probability' or 'logit', got {units!r}.")
+    score = torch.sigmoid if units == "probability" else (lambda logit: logit)
+    fill = float(model.config["mean"]) if fill is None else float(fill)
+    model, dev = _on(model, device)
+    net = model.classifier.eval()
+
+    def starts(n):
+        s = list(range(0, n - patch + 1, stride))
+        if s[-1] != n - patch:
+            s.append(n - patch)
+        return s
+
+    boxes = [(i, j) for i in starts(h) for j in starts(w)]
+    x = _standardise(model, a, dev)
+    fill_std = (fill - model.config["mean"]) / model.config["std"]
+    with torch.no_grad():
+        p0 = float(score(net(x))[0])
+        drops = []
+        for s in _chunks(len(boxes), batch_size):
+            batch = x.repeat(s.stop - s.start, 1, 1, 1)
+            for k, (i, j) in enumerate(boxes[s]):
+                batch[k, 0, i:i + patch, j:j + patch] = fill_std
+            drops.append(p0 - score(net(batch)).cpu().numpy())
+    drops = np.concatenate(drops)
+    total = np.zeros((h, w), np.float64)
+    count = np.zeros((h, w), np.float64)
+    for d, (i, j) in zip(drops, boxes):
+        total[i:i + patch, j:j + patch] += d
+        count[i:i + patch, j:j + patch] += 1
+    return (total / count).astype(np.float32)

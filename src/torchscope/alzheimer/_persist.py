@@ -1,0 +1,120 @@
+"""Saving and loading trained models: one safetensors file with the JSON config in its header."""
+
+import json
+from pathlib import Path
+
+from torchscope.alzheimer import _networks
+from torchscope.alzheimer._train import Trained
+
+FORMAT = "torchscope.alzheimer/1"
+_DEMO = Path(__file__).resolve().parent / "weights" / "demo_phantom.safetensors"
+
+
+def save_model(path, trained, *, dtype="float32"):
+    """Write a trained model to a ``.safetensors`` file (no pickle).
+
+    The tensors of both networks (``autoencoder.*``, ``classifier.*``) go in the file's body;
+    the JSON ``config`` (architecture, normalisation, recipe, training subject ids), the
+    ``history`` and the nWBV + age ``baseline`` go in its header metadata.
+
+    Parameters
+    ----------
+    path : str or path-like
+        Usually ending in ``.safetensors``.
+    trained : Trained
+    dtype : {"float32", "float16"}, optional
+        Storage type of the floating-point tensors. ``"float16"`` halves the file; the model
+        read back (in float32) then differs from ``trained`` by float16 rounding.
+
+    Returns
+    -------
+    pathlib.Path
+    """
+    import torch
+    from safetensors.torch import save_file
+
+    if not isinstance(trained, Trained):
+        raise TypeError(f"trained must be a Trained model, got {type(trained).__name__}.")
+    storage = {"float32": torch.float32, "float16": torch.float16}.get(dtype)
+    if storage is None:
+        raise ValueError(f"dtype must be 'float32' or 'float16', got {dtype!r}.")
+    tensors = {}
+    for prefix, net in (("autoencoder", trained.autoencoder), ("classifier", trained.classifier)):
+        for key, value in net.state_dict().items():
+            value = value.detach().cpu()
+            if value.is_floating_point():
+                value = value.to(storage)
+            tensors[f"{prefix}.{key}"] = value.contiguous()
+    metadata = {
+        "format": FORMAT,
+        "dtype": dtype,
+        "config": json.dumps(trained.config),
+        "history": json.dumps(trained.history),
+        "baseline": json.dumps(trained.baseline),
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(path), metadata=metadata)
+    return path
+
+
+def load_model(path, *, device=None):
+    """Read a model written by :func:`save_model` (safetensors, no pickle).
+
+    Parameters
+    ----------
+    path : str or path-like
+        A ``.safetensors`` file from :func:`save_model`, e.g. :func:`demo_model_path`.
+    device : None, str or torch.device, optional
+        Where to put the networks (``None``: CUDA, then MPS, then the CPU).
+
+    Returns
+    -------
+    Trained
+        In eval mode; ``split`` is None.
+    """
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    from torchscope.backend import get_device
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"path={str(path)!r} is not a file.")
+    with safe_open(str(path), framework="pt") as f:
+        metadata = f.metadata() or {}
+    if metadata.get("format") != FORMAT:
+        raise ValueError(
+            f"path={str(path)!r} is not a torchscope.alzheimer model (format "
+            f"{metadata.get('format')!r}, expected {FORMAT!r})."
+        )
+    config = json.loads(metadata["config"])
+    history = json.loads(metadata.get("history", "{}"))
+    baseline = json.loads(metadata.get("baseline", "null"))
+    tensors = load_file(str(path))
+    ae, clf = _networks.build(config)
+    for prefix, net in (("autoencoder", ae), ("classifier", clf)):
+        state = {k[len(prefix) + 1:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
+        net.load_state_dict(state, strict=True)
+    dev = get_device(device)
+    ae.to(dev).eval()
+    clf.to(dev).eval()
+    return Trained(autoencoder=ae, classifier=clf, history=history, config=config,
+                   baseline=baseline, split=None)
+
+
+def demo_model_path():
+    """Path of the shipped demo model (trained on the phantom cohort; not a diagnostic device).
+
+    See ``demo_phantom.md`` beside it (the model card) and ``scripts/train_alzheimer_demo.py``,
+    which rebuilds it.
+
+    Returns
+    -------
+    pathlib.Path
+    """
+    if not _DEMO.is_file():
+        raise FileNotFoundError(
+            f"the demo model {_DEMO} is missing; rebuild it with scripts/train_alzheimer_demo.py."
+        )
+    return _DEMO

@@ -1,0 +1,244 @@
+"""Training: a tiny run, no leakage of test data into normalisation or selection, stop,
+reproducibility, save/load, feature maps and occlusion maps."""
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+from alz_helpers import tiny_cohort
+
+from torchscope import alzheimer as az
+
+FAST = {"epochs_ae": 3, "epochs_clf": 4, "epochs_finetune": 2, "batch_size": 4, "patience": 50}
+
+
+@pytest.fixture(scope="module")
+def split():
+    return az.subject_split(tiny_cohort(24, shape=(32, 40), seed=0), test=0.25, val=0.25,
+                            seed=0)
+
+
+@pytest.fixture(scope="module")
+def trained(split):
+    return az.train(split, seed=0, device="cpu", **FAST)
+
+
+def test_tiny_training_run(trained, split):
+    h = trained.history
+    assert len(h["ae_train_loss"]) == 3 and len(h["ae_val_psnr"]) == 3
+    assert h["clf_stage"] == ["classifier_frozen"] * 4 + ["classifier_finetune"] * 2
+    assert h["ae_train_loss"][-1] < h["ae_train_loss"][0]  # it learns
+    assert not h["stopped"]
+    p = az.predict(trained, split.test.slices)
+    assert p.shape == (len(split.test),) and np.all((p >= 0) & (p <= 1))
+    assert isinstance(az.predict(trained, split.test.slices[0]), float)
+    r = az.reconstruct(trained, split.test.slices)
+    assert r.shape == split.test.slices.shape and r.min() >= 0 and r.max() <= 1
+    cfg = trained.config
+    json.dumps(cfg)  # the config is plain JSON
+    assert cfg["train_subjects"] == sorted(set(split.train.subjects))
+    assert not set(cfg["train_subjects"]) & set(split.test.subjects)
+    assert trained.baseline is not None and trained.baseline["features"] == ["nWBV", "Age"]
+
+
+def test_train_predict_save_load_on_every_device(split, device, tmp_path):
+    t = az.train(split, seed=0, device=device, epochs_ae=1, epochs_clf=2, epochs_finetune=1)
+    assert t.device.type == device
+    p = az.predict(t, split.test.slices)
+    assert p.shape == (len(split.test),) and np.all((p >= 0) & (p <= 1))
+    loaded = az.load_model(az.save_model(tmp_path / "m.safetensors", t), device=device)
+    np.testing.assert_allclose(az.predict(loaded, split.test.slices), p, rtol=1e-6, atol=1e-7)
+    # a model on one device predicts on another without being moved
+    on_cpu = az.predict(t, split.test.slices, device="cpu")
+    np.testing.assert_allclose(on_cpu, p, rtol=1e-4, atol=1e-5)
+    assert t.device.type == device
+
+
+def test_normalisation_uses_training_slices_only(split):
+    # make validation and test slices very different: stats over all data would move a lot
+    bright = dataclasses.replace(split.test, slices=np.ones_like(split.test.slices))
+    dark = dataclasses.replace(split.val, slices=np.zeros_like(split.val.slices))
+    odd = az.Split(train=split.train, val=dark, test=bright)
+    t = az.train(odd, seed=1, device="cpu", epochs_ae=1, epochs_clf=1, epochs_finetune=0)
+    train_px = split.train.slices.astype(np.float64)
+    assert t.config["mean"] == pytest.approx(train_px.mean(), rel=1e-9)
+    assert t.config["std"] == pytest.approx(train_px.std(), rel=1e-9)
+    everything = np.concatenate([split.train.slices, dark.slices, bright.slices])
+    assert abs(t.config["mean"] - everything.mean()) > 0.05  # the check can tell them apart
+
+
+def test_predict_applies_the_stored_training_normalisation(trained, split):
+    import torch
+
+    x = split.test.slices
+    manual = (x - trained.config["mean"]) / trained.config["std"]
+    with torch.no_grad():
+        logits = trained.classifier(torch.from_numpy(manual[:, None].astype(np.float32)))
+    np.testing.assert_allclose(az.predict(trained, x), torch.sigmoid(logits).numpy(),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_same_seed_same_model_and_global_rng_untouched(split):
+    import torch
+
+    torch.manual_seed(123)
+    before = torch.rand(3)
+    torch.manual_seed(123)
+    a = az.train(split, seed=5, device="cpu", epochs_ae=1, epochs_clf=2, epochs_finetune=1)
+    after = torch.rand(3)
+    b = az.train(split, seed=5, device="cpu", epochs_ae=1, epochs_clf=2, epochs_finetune=1)
+    assert torch.equal(before, after)  # training did not consume torch's global random state
+    for (ka, va), (kb, vb) in zip(a.classifier.state_dict().items(),
+                                  b.classifier.state_dict().items()):
+        assert ka == kb and torch.equal(va, vb), ka
+    c = az.train(split, seed=6, device="cpu", epochs_ae=1, epochs_clf=2, epochs_finetune=1)
+    assert not torch.equal(a.classifier.head[1].weight, c.classifier.head[1].weight)
+
+
+def test_model_selection_never_sees_the_test_subjects(split):
+    """Scrambling the test part changes nothing in training: it is not looked at."""
+    rng = np.random.default_rng(0)
+    scrambled = dataclasses.replace(
+        split.test, slices=rng.uniform(size=split.test.slices.shape).astype(np.float32),
+        labels=1 - split.test.labels)
+    a = az.train(split, seed=2, device="cpu", **FAST)
+    b = az.train(az.Split(split.train, split.val, scrambled), seed=2, device="cpu", **FAST)
+    assert a.history["clf_val_loss"] == b.history["clf_val_loss"]
+    np.testing.assert_array_equal(az.predict(a, split.val.slices), az.predict(b, split.val.slices))
+
+
+def test_callback_sees_every_epoch_and_can_stop(split):
+    seen = []
+
+    def callback(progress):
+        seen.append((progress.stage, progress.epoch))
+        return not (progress.stage == "autoencoder" and progress.epoch == 2)
+
+    t = az.train(split, seed=0, device="cpu", epochs_ae=5, epochs_clf=3, callback=callback)
+    assert seen == [("autoencoder", 1), ("autoencoder", 2)]
+    assert t.history["stopped"] and len(t.history["ae_train_loss"]) == 2
+    assert t.history["clf_stage"] == []
+
+
+def test_iterate_train_generator_and_send_stop(split):
+    gen = az.iterate_train(split, seed=0, device="cpu", epochs_ae=2, epochs_clf=5,
+                           epochs_finetune=2, patience=50)
+    stages = [next(gen).stage]
+    stages.append(gen.send(None).stage)
+    p = gen.send(None)  # first frozen epoch
+    assert p.stage == "classifier_frozen" and p.epoch == 1 and 0 <= p.val_score <= 1
+    done = gen.send(True)  # stop
+    assert done.stage == "done" and done.trained.history["stopped"]
+    assert stages == ["autoencoder", "autoencoder"]
+    with pytest.raises(StopIteration):
+        next(gen)
+
+
+def test_early_stopping_on_validation(split):
+    t = az.train(split, seed=0, device="cpu", epochs_ae=1, epochs_clf=200, epochs_finetune=0,
+                 patience=3, lr_clf=1e-2)
+    losses = t.history["clf_val_loss"]
+    assert len(losses) < 200
+    best = int(np.argmin(losses))
+    assert len(losses) - 1 - best == 3  # stopped 3 epochs after the best
+    assert t.history["best"]["classifier"]["epoch"] == best + 1
+
+
+def test_save_load_round_trip_gives_identical_predictions(trained, split, tmp_path):
+    path = az.save_model(tmp_path / "m.safetensors", trained)
+    raw = path.read_bytes()
+    assert b"pickle" not in raw[:2000] and raw[8:9] == b"{"  # a safetensors JSON header
+    loaded = az.load_model(path, device="cpu")
+    np.testing.assert_array_equal(az.predict(loaded, split.test.slices),
+                                  az.predict(trained, split.test.slices))
+    np.testing.assert_array_equal(az.reconstruct(loaded, split.test.slices),
+                                  az.reconstruct(trained, split.test.slices))
+    assert loaded.config == trained.config and loaded.baseline == trained.baseline
+    assert loaded.history["ae_val_psnr"] == trained.history["ae_val_psnr"]
+    with pytest.raises(ValueError, match="not a torchscope.alzheimer model"):
+        from safetensors.numpy import save_file
+        save_file({"x": np.zeros(2)}, str(tmp_path / "other.safetensors"))
+        az.load_model(tmp_path / "other.safetensors")
+
+
+def test_feature_maps_shapes(trained, split):
+    maps = az.feature_maps(trained, split.test.slices[0])
+    c1, c2, c3 = trained.config["widths"]
+    assert {k: v.shape for k, v in maps.items()} == {
+        "conv1": (c1, 32, 40), "conv2": (c2, 16, 20), "conv3": (c3, 8, 10),
+        "conv4": (c2, 8, 10), "conv5": (c1, 16, 20), "conv6": (1, 32, 40)}
+    assert all(v.dtype == np.float32 for v in maps.values())
+    assert (maps["conv1"] >= 0).all()  # after ReLU
+    np.testing.assert_allclose(maps["conv6"][0], az.reconstruct(trained, split.test.slices[0]),
+                               rtol=1e-5, atol=1e-6)
+    clf_maps = az.feature_maps(trained, split.test.slices[0], layers=["conv3"],
+                               network="classifier")
+    assert list(clf_maps) == ["conv3"] and clf_maps["conv3"].shape == (c3, 8, 10)
+    with pytest.raises(ValueError, match="conv4"):
+        az.feature_maps(trained, split.test.slices[0], layers=["conv4"], network="classifier")
+
+
+def test_occlusion_map(trained, split):
+    s = split.test.slices[0]
+    m = az.occlusion_map(trained, s, patch=8, stride=4)
+    assert m.shape == s.shape and m.dtype == np.float32
+    assert np.all(np.abs(m) <= 1)
+    # a map by hand for one square at the corner: probability drop when it is filled
+    p0 = az.predict(trained, s)
+    occluded = s.copy()
+    occluded[:8, :8] = trained.config["mean"]
+    corner_only = az.occlusion_map(trained, s, patch=8, stride=8)
+    assert corner_only[0, 0] == pytest.approx(p0 - az.predict(trained, occluded), abs=1e-6)
+    logit = az.occlusion_map(trained, s, patch=8, stride=8, units="logit")
+
+    def log_odds(p):
+        return np.log(p / (1 - p))
+
+    assert logit[0, 0] == pytest.approx(log_odds(p0) - log_odds(az.predict(trained, occluded)),
+                                        abs=1e-3)
+    with pytest.raises(ValueError, match="stride"):
+        az.occlusion_map(trained, s, patch=4, stride=8)
+
+
+def test_input_checks(trained, split):
+    with pytest.raises(ValueError, match=r"\(32, 40\)"):
+        az.predict(trained, np.zeros((30, 40)))
+    with pytest.raises(TypeError, match="Trained"):
+        az.predict("model.safetensors", split.test.slices)
+    with pytest.raises(TypeError, match="Cohort or a Split"):
+        az.train(split.test.slices)
+    odd = dataclasses.replace(split.train, slices=split.train.slices[:, :30, :38])
+    odd_val = dataclasses.replace(split.val, slices=split.val.slices[:, :30, :38])
+    with pytest.raises(ValueError, match="multiples of 4"):
+        az.train(az.Split(odd, odd_val, split.test), epochs_ae=1)
+    one_class = split.train.subset(np.flatnonzero(split.train.labels == 0))
+    with pytest.raises(ValueError, match="one class"):
+        az.train(az.Split(one_class, split.val, split.test), epochs_ae=1)
+
+
+def test_evaluate_reports_model_and_baseline(trained, split):
+    from sklearn.linear_model import LogisticRegression
+
+    m = az.evaluate(trained, split.test)
+    np.testing.assert_allclose(m.probabilities, az.predict(trained, split.test.slices))
+    np.testing.assert_array_equal(m.labels, split.test.labels)
+    assert m.n == len(split.test) and m.confusion.sum() == len(split.test)
+    # the baseline: a logistic regression on nWBV and age fitted on the training subjects only
+    x_train = np.stack([split.train.clinical["nWBV"], split.train.age], 1)
+    mean, std = x_train.mean(0), x_train.std(0)
+    ref = LogisticRegression(tol=1e-10, max_iter=10000).fit((x_train - mean) / std,
+                                                            split.train.labels)
+    x_test = np.stack([split.test.clinical["nWBV"], split.test.age], 1)
+    np.testing.assert_allclose(m.baseline.probabilities,
+                               ref.predict_proba((x_test - mean) / std)[:, 1], atol=1e-6)
+    assert "nWBV+age" in str(m)
+    assert set(m.as_dict()) >= {"accuracy", "balanced_accuracy", "f1", "sensitivity",
+                                "specificity", "roc_auc", "confusion", "baseline"}
+    no_csv = dataclasses.replace(split.test, clinical={})
+    assert az.evaluate(trained, no_csv).baseline is None
+
+
+def test_evaluate_warns_on_training_subjects(trained, split):
+    with pytest.warns(UserWarning, match="trained or validated on"):
+        az.evaluate(trained, split.train)
