@@ -42,6 +42,7 @@ from napari.utils.notifications import show_error, show_info
 from torchscope.napari._workers import (
     RunControls,
     add_or_update_layer,
+    follow_layer_list,
     format_call,
     spatial_properties,
 )
@@ -203,9 +204,7 @@ class ClassifyWidget(Container):
         self._axis.changed.connect(self._on_axis_changed)
         self._index.changed.connect(self.show_slice)
         self._model.changed.connect(self._on_model_changed)
-        events = napari_viewer.layers.events
-        for event in (events.inserted, events.removed, events.reordered, events.renamed):
-            event.connect(self._on_layers_changed)
+        follow_layer_list(napari_viewer, self._on_layers_changed)
         napari_viewer.dims.events.current_step.connect(self._on_dims_changed)
         self._on_image_changed()
 

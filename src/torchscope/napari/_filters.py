@@ -27,6 +27,7 @@ from torchscope.napari._workers import (
     RunControls,
     add_or_update_layer,
     compute_in_blocks,
+    follow_layer_list,
     format_call,
     spatial_properties,
 )
@@ -270,9 +271,7 @@ class FilterWidget(Container):
                 other = self._parameters[param.enabled_if[0]][1]
                 other.changed.connect(partial(self._update_enabled, param, widget))
                 self._update_enabled(param, widget)
-        events = napari_viewer.layers.events
-        for event in (events.inserted, events.removed, events.reordered, events.renamed):
-            event.connect(self.reset_choices)
+        follow_layer_list(napari_viewer, self.reset_choices)
         self._on_operation_changed()
 
     # ----------------------------------------------------------------------- building

@@ -45,6 +45,7 @@ from torchscope.napari._readers import GHOST_MEASUREMENT, ghost_measurement_laye
 from torchscope.napari._workers import (
     RunControls,
     add_or_update_layer,
+    follow_layer_list,
     format_call,
     spatial_properties,
 )
@@ -449,10 +450,8 @@ class GhostWidget(Container):
         self._marks_from_object.changed.connect(self.marks_from_object)
         self._new_marks.changed.connect(self.new_marks)
         self._measurement.changed.connect(self._on_measurement_changed)
-        events = napari_viewer.layers.events
-        for event in (events.inserted, events.removed, events.reordered, events.renamed):
-            event.connect(self.reset_choices)
-        events.removed.connect(self._update_cnr)
+        follow_layer_list(napari_viewer, self.reset_choices)
+        napari_viewer.layers.events.removed.connect(self._update_cnr)
         self._on_source_changed()
         self._on_marks_changed()
 
@@ -853,9 +852,7 @@ class CNRCurveWidget(Container):
         if self._canvas is not None:
             self.native.layout().addWidget(self._canvas)
         self._controls.run_button.changed.connect(self.run)
-        events = napari_viewer.layers.events
-        for event in (events.inserted, events.removed, events.reordered, events.renamed):
-            event.connect(self.reset_choices)
+        follow_layer_list(napari_viewer, self.reset_choices)
 
     def _make_canvas(self):
         try:

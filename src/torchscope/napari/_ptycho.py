@@ -47,7 +47,7 @@ from napari.layers import Image, Layer
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info
 
-from torchscope.napari._workers import Failed, _guarded
+from torchscope.napari._workers import Failed, _guarded, follow_layer_list
 
 MODULE = "torchscope.ptycho"
 #: Metadata keys of the layers that carry ptychography objects.
@@ -693,9 +693,7 @@ class PtychoWidget(Container):
         self.save_button.changed.connect(self._save_dialog)
         self.dataset.changed.connect(self._on_dataset_changed)
         self.engine.changed.connect(self._on_engine_changed)
-        events = napari_viewer.layers.events
-        for event in (events.inserted, events.removed, events.reordered, events.renamed):
-            event.connect(self.reset_choices)
+        follow_layer_list(napari_viewer, self.reset_choices)
 
     def _add_native(self, container, *, after):
         """Put ``container`` in a collapsible box ("Virtual experiment") below ``after``."""

@@ -196,6 +196,17 @@ class RunControls(Container):
 
 
 # --------------------------------------------------------------------------- results to layers
+def follow_layer_list(viewer, callback):
+    """Call ``callback`` whenever layers are added, removed, reordered or renamed.
+
+    What a dock's layer choices need when it is used outside ``add_dock_widget`` too (napari
+    connects ``reset_choices`` itself only for docked widgets).
+    """
+    events = viewer.layers.events
+    for event in (events.inserted, events.removed, events.reordered, events.renamed):
+        event.connect(callback)
+
+
 def format_call(function, args=(), kwargs=None, *, image="image"):
     """Python source of a call, e.g. ``torchscope.filters.gaussian(image, 2.0, device='cpu')``.
 
