@@ -1,19 +1,13 @@
 """Fixtures for the torchscope.alzheimer tests."""
 
 import pytest
-from alz_helpers import tiny_cohort
-
-
-@pytest.fixture
-def tiny():
-    """24 subjects of 32 x 40 slices (see alz_helpers.tiny_cohort)."""
-    return tiny_cohort()
 
 
 @pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Training tests on one thread: on a shared 2-core machine, torch's default of 2 OpenMP
-    threads spin against other processes and runs ~30x slower. Restored afterwards."""
+def _one_torch_thread_per_module():
+    """Every test module here on one torch thread (module scope, unlike tests/conftest.py's
+    ``one_torch_thread``, because test_train.py trains a module-scoped model): on a shared 2-core
+    machine torch's two OpenMP threads spin against other processes (~30x slower)."""
     import torch
 
     before = torch.get_num_threads()
