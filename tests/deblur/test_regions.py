@@ -103,3 +103,81 @@ def test_errors(rng):
         score_regions(image, size=50, scorer="edges", rng=1)
     with pytest.raises(ValueError, match="colour"):
         score_regions(rng.random((4, 100, 100)), size=50, scorer="edges")
+
+
+# ------------------------------------------------------------------ non-maximum suppression
+def _regions(boxes, scores):
+    boxes, scores = np.asarray(boxes, dtype=np.int64), np.asarray(scores, dtype=np.float64)
+    return Regions(boxes=boxes, scores=scores, heatmap=np.zeros((1, 1), np.float32),
+                   scorer="test")
+
+
+def test_box_iou_by_hand():
+    from torchscope.deblur._regions import box_iou
+
+    a = [(0, 0, 10, 10)]
+    b = [(0, 5, 10, 10),   # half shifted: 50 shared of 150
+         (5, 5, 10, 10),   # quarter: 25 of 175
+         (0, 10, 10, 10),  # touching: no shared pixel
+         (2, 2, 4, 4),     # inside: 16 of 100
+         (0, 0, 10, 10)]   # itself
+    np.testing.assert_allclose(box_iou(a, b), [[1 / 3, 1 / 7, 0, 0.16, 1]])
+    assert box_iou(b, b).shape == (5, 5)
+    np.testing.assert_allclose(box_iou(b, b), box_iou(b, b).T)
+
+
+def test_box_iou_matches_pixel_masks(rng):
+    from torchscope.deblur._regions import box_iou
+
+    boxes = np.concatenate([rng.integers(0, 30, (12, 2)), rng.integers(1, 20, (12, 2))], 1)
+    masks = np.zeros((12, 50, 50), bool)
+    for m, (r, c, h, w) in zip(masks, boxes):
+        m[r:r + h, c:c + w] = True
+    expected = np.array([[(p & q).sum() / (p | q).sum() for q in masks] for p in masks])
+    np.testing.assert_allclose(box_iou(boxes, boxes), expected, rtol=1e-12)
+
+
+def test_top_with_overlap_by_hand():
+    # D (best) overlaps A by 1/7 and B by 1/3; C touches nothing
+    regions = _regions([(0, 0, 10, 10), (0, 5, 10, 10), (0, 20, 10, 10), (5, 5, 10, 10)],
+                       [0.9, 0.8, 0.7, 0.95])
+    assert regions.top(4).scores.tolist() == [0.95, 0.9, 0.8, 0.7]
+    assert regions.top(4, overlap=0.2).scores.tolist() == [0.95, 0.9, 0.7]
+    assert regions.top(4, overlap=0.1).scores.tolist() == [0.95, 0.7]
+    assert regions.top(4, overlap=1.0).scores.tolist() == [0.95, 0.9, 0.8, 0.7]
+    assert regions.top(2, overlap=0.2).boxes.tolist() == [[5, 5, 10, 10], [0, 0, 10, 10]]
+    assert regions.top(4, overlap=0.0).boxes.tolist() == [[5, 5, 10, 10], [0, 20, 10, 10]]
+
+
+def _brute_force_nms(boxes, scores, overlap, k):
+    def iou(p, q):
+        rows = max(0, min(p[0] + p[2], q[0] + q[2]) - max(p[0], q[0]))
+        cols = max(0, min(p[1] + p[3], q[1] + q[3]) - max(p[1], q[1]))
+        inter = rows * cols
+        return inter / (p[2] * p[3] + q[2] * q[3] - inter)
+
+    kept = []
+    for i in sorted(range(len(scores)), key=lambda j: (-scores[j], j)):
+        if len(kept) < k and all(iou(boxes[i], boxes[j]) <= overlap for j in kept):
+            kept.append(i)
+    return kept
+
+
+@pytest.mark.parametrize("overlap", [0.0, 0.3, 0.5])
+def test_top_with_overlap_matches_brute_force(rng, overlap):
+    regions = score_regions(rng.random((200, 260)), size=64, stride=12, scorer="random", rng=7)
+    top = regions.top(8, overlap=overlap)
+    kept = _brute_force_nms(regions.boxes.tolist(), regions.scores.tolist(), overlap, 8)
+    np.testing.assert_array_equal(top.boxes, regions.boxes[kept])
+    np.testing.assert_array_equal(top.scores, regions.scores[kept])
+    assert top.boxes[0].tolist() == regions.top(1).boxes[0].tolist()
+    assert top.heatmap is regions.heatmap
+
+
+def test_top_overlap_errors():
+    regions = _regions([(0, 0, 4, 4)], [1.0])
+    with pytest.raises(ValueError, match="overlap"):
+        regions.top(1, overlap=1.5)
+    with pytest.raises(TypeError, match="overlap"):
+        regions.top(1, overlap="0.3")
+    assert len(regions.top(5, overlap=0.3).scores) == 1  # fewer than k exist

@@ -56,7 +56,8 @@ def test_run_writes_the_four_layers_on_the_input_geometry(viewer, widget, blurre
         assert name in names
         np.testing.assert_array_equal(viewer.layers[name].scale, SCALE)
         assert "torchscope.deblur." in viewer.layers[name].metadata["torchscope"]["call"]
-    expected = deblur.score_regions(blurred, size=64, stride=16, scorer="variance").top(3)
+    expected = deblur.score_regions(blurred, size=64, stride=16,
+                                    scorer="variance").top(3, overlap=0.3)
     heat = viewer.layers["score heatmap (blurred)"]
     np.testing.assert_array_equal(heat.translate, (3.0, -2.0))
     np.testing.assert_array_equal(heat.data, expected.heatmap)

@@ -25,7 +25,9 @@ Here:
 
 Every blurred image is one ``.npz`` shard in the output folder (the blurred image as float16,
 the true kernel, the windows, the estimated kernels' similarities, the labels), written as
-soon as it is labelled: an interrupted build resumes where it stopped. Run
+soon as it is labelled: an interrupted build resumes where it stopped. The build goes round
+all sources with a first kernel each, then a second, and so on, so a build stopped early still
+holds every source and every split. Run
 ``python -m torchscope.deblur._dataset OUT_DIR`` (``--help`` lists the options).
 """
 
@@ -209,14 +211,19 @@ def build(out, *, sources=None, kernels_per_crop=4, crops_per_source=2, crop=448
               "seed": seed, "crop": crop, "crops_per_source": crops_per_source,
               "kernels_per_crop": kernels_per_crop, "iterations": iterations, "split": split}
     (out / "dataset.json").write_text(json.dumps(config, indent=1))
-    for s_index, name in enumerate(sources):
+    sharp_crops = {}  # source -> its crops; all sources per kernel round, so a stopped build
+    for s_index, name in enumerate(sources):  # still covers every source and split
         image = images[name] if name in images else load_source(name)
         gen = np.random.default_rng([seed, s_index])
-        for c_index, sharp in enumerate(crops(image, crop, crops_per_source, gen)):
+        sharp_crops[name] = []
+        for sharp in crops(image, crop, crops_per_source, gen):
             if min(sharp.shape) < size:
                 log(f"skip {name}: {sharp.shape} is smaller than {size}")
                 break
-            for k_index in range(kernels_per_crop):
+            sharp_crops[name].append(sharp)
+    for k_index in range(kernels_per_crop):
+        for s_index, name in enumerate(sources):
+            for c_index, sharp in enumerate(sharp_crops[name]):
                 path = out / f"{name}_c{c_index}_k{k_index}.npz"
                 shard_gen = np.random.default_rng([seed, s_index, c_index, k_index])
                 kernel = random_kernel(shard_gen, kernel_sizes, max_trivial)

@@ -28,6 +28,7 @@ from torchscope.deblur._checks import (
     check_choice,
     check_image,
     check_int,
+    check_real,
     to_gray,
     unit_range,
 )
@@ -59,11 +60,68 @@ class Regions:
     heatmap: np.ndarray
     scorer: str
 
-    def top(self, k=1):
-        """The ``k`` best regions, best first, as a new :class:`Regions` (same heatmap)."""
+    def top(self, k=1, *, overlap=None):
+        """The ``k`` best regions, best first, as a new :class:`Regions` (same heatmap).
+
+        Parameters
+        ----------
+        k : int, optional
+            How many regions to return (fewer when fewer exist or survive ``overlap``).
+        overlap : float in [0, 1], optional
+            Non-maximum suppression: the largest intersection over union (:func:`box_iou`)
+            allowed between two returned regions. Going down the ranking, a region is skipped
+            when it overlaps a region already chosen by more than this (0 keeps only disjoint
+            regions, 1 keeps all). ``None`` (default): no suppression, the ``k`` best as
+            scored, which on a fine grid are often shifted copies of one another.
+
+        Notes
+        -----
+        Ties keep the grid order (row by row). The best region is the same with or without
+        suppression.
+        """
         k = check_int("k", k, 1)
-        order = np.argsort(-self.scores, kind="stable")[:k]
+        order = np.argsort(-self.scores, kind="stable")
+        if overlap is not None:
+            overlap = check_real("overlap", overlap, 0.0, 1.0)
+            order = _suppress(self.boxes, order, overlap, k)
+        order = order[:k]
         return Regions(self.boxes[order], self.scores[order], self.heatmap, self.scorer)
+
+
+def box_iou(a, b):
+    """Intersection over union of every box of ``a`` with every box of ``b``.
+
+    Parameters
+    ----------
+    a, b : array_like, shape (N, 4) and (M, 4)
+        Boxes ``(row, col, height, width)`` in pixels; a box covers the pixels
+        ``row <= y < row + height``, ``col <= x < col + width``.
+
+    Returns
+    -------
+    numpy.ndarray of float64, shape (N, M)
+        Shared pixels over the pixels of either box, in [0, 1] (0 for boxes that only touch).
+    """
+    a = np.asarray(a, dtype=np.float64).reshape(-1, 1, 4)
+    b = np.asarray(b, dtype=np.float64).reshape(1, -1, 4)
+    lo = np.maximum(a[..., :2], b[..., :2])
+    hi = np.minimum(a[..., :2] + a[..., 2:], b[..., :2] + b[..., 2:])
+    inter = np.clip(hi - lo, 0, None).prod(axis=-1)
+    union = a[..., 2] * a[..., 3] + b[..., 2] * b[..., 3] - inter
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(union > 0, inter / union, 0.0)
+
+
+def _suppress(boxes, order, overlap, k):
+    """Greedy non-maximum suppression: indices from ``order`` (best first), each kept unless
+    its IoU with a kept one exceeds ``overlap``; stops after ``k``."""
+    keep = []
+    rest = np.asarray(order)
+    while rest.size and len(keep) < k:
+        best, rest = rest[0], rest[1:]
+        keep.append(best)
+        rest = rest[box_iou(boxes[best], boxes[rest])[0] <= overlap]
+    return np.asarray(keep, dtype=np.int64)
 
 
 def grid_boxes(shape, size, stride):

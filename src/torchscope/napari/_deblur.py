@@ -8,7 +8,11 @@
     - ``"score heatmap (<input>)"``: each pixel's mean region score
       (:func:`torchscope.deblur.score_regions`), over the image, same geometry;
     - ``"regions (<input>)"``: the ``top k`` regions as rectangles with their scores as text
-      (a Shapes layer in the image's pixel frame);
+      (a Shapes layer in the image's pixel frame). They are distinct regions: going down the
+      ranking, a region that overlaps a better one by more than ``max overlap`` (intersection
+      over union, default 0.3; ``Regions.top(k, overlap=...)``) is skipped, so a fine stride
+      does not fill the top k with shifted copies of the best region (1 shows the k best as
+      scored);
     - ``"kernel (<input>)"``: the kernel estimated from the best region
       (:func:`torchscope.deblur.estimate_kernel`), drawn at the image's pixel size just right of
       the image;
@@ -24,7 +28,7 @@ it. torch is imported when a job runs, not when napari reads the manifest.
 
 import napari.viewer
 import numpy as np
-from magicgui.widgets import ComboBox, Container, PushButton, SpinBox
+from magicgui.widgets import ComboBox, Container, FloatSpinBox, PushButton, SpinBox
 from napari.layers import Image
 from napari.utils.notifications import show_error
 
@@ -99,7 +103,7 @@ def full_job(image, options):
     regions = deblur.score_regions(image, size=options["size"], stride=options["stride"],
                                    scorer=options["scorer"], device=options["device"])
     yield _SCORE_STEPS, _TOTAL
-    top = regions.top(options["top_k"])
+    top = regions.top(options["top_k"], overlap=options["overlap"])
     box = tuple(int(v) for v in top.boxes[0])
     kernel, restored = yield from _estimate_and_deconvolve(image, box, options, _SCORE_STEPS)
     return {"regions": regions, "top": top, "box": box, "kernel": kernel, "image": restored}
@@ -130,6 +134,10 @@ class DeblurWidget(Container):
         self.stride = SpinBox(name="stride", label="stride (px)", value=20, min=1, max=4096)
         self.top_k = SpinBox(name="top_k", label="top k", value=5, min=1, max=100,
                              tooltip="How many of the best regions are drawn.")
+        self.overlap = FloatSpinBox(
+            name="overlap", label="max overlap (IoU)", value=0.3, min=0.0, max=1.0, step=0.05,
+            tooltip="Regions overlapping a better one by more than this (intersection over "
+                    "union) are not drawn; 1 draws the k best as scored.")
         self.kernel_size = SpinBox(name="kernel_size", label="kernel size (px)", value=25, min=3,
                                    max=255, step=2, tooltip="Odd; at least the blur's extent.")
         self.method = ComboBox(name="method", choices=METHODS, value="dark_channel")
@@ -141,8 +149,9 @@ class DeblurWidget(Container):
         self.reestimate_button = PushButton(name="reestimate",
                                             text="Re-estimate from selected rectangle")
         super().__init__(widgets=[self.image, self.scorer, self.size, self.stride, self.top_k,
-                                  self.kernel_size, self.method, self.deconvolution, self.device,
-                                  self.controls, self.reestimate_button])
+                                  self.overlap, self.kernel_size, self.method,
+                                  self.deconvolution, self.device, self.controls,
+                                  self.reestimate_button])
         self.controls.run_button.changed.connect(self.run)
         self.reestimate_button.changed.connect(self.reestimate)
         napari_viewer.layers.events.inserted.connect(self.image.reset_choices)
@@ -166,6 +175,7 @@ class DeblurWidget(Container):
             raise ValueError(f"kernel size must be odd, got {kernel_size}.")
         return {"scorer": self.scorer.value, "size": int(self.size.value),
                 "stride": int(self.stride.value), "top_k": int(self.top_k.value),
+                "overlap": float(self.overlap.value),
                 "kernel_size": kernel_size, "method": self.method.value,
                 "deconvolution": self.deconvolution.value, "device": self.device.value}
 
@@ -223,7 +233,7 @@ class DeblurWidget(Container):
             self._write_heatmap(name, result["regions"].heatmap, geometry, call + [
                 "heatmap = regions.heatmap"])
             self._write_regions(name, result["top"], geometry, call + [
-                f"top = regions.top({options['top_k']})"])
+                f"top = regions.top({options['top_k']}, overlap={options['overlap']!r})"])
         row, col, height, width = result["box"]
         crop = f"image[{row}:{row + height}, {col}:{col + width}]"
         estimate = format_call(MODULE + ".estimate_kernel", (options["kernel_size"],),
