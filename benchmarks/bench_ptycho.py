@@ -13,8 +13,9 @@ data's mean power) and a flat object of ones.
 Cases
     - ePIE / rPIE with one mode, 200 iterations: seconds per iteration and NRMSE, ours and the
       peers (PtyLab ePIE; pty-chi rPIE and LSQ-ML), all in this one process, one thread;
-    - 3-mode data (occupancies 0.60, 0.25, 0.15) reconstructed with 3 modes: time, NRMSE and
-      the recovered occupancies;
+    - 3-mode data (occupancies 0.60, 0.25, 0.15) reconstructed with 3 modes: time (also as a
+      multiple of PtyLab's one-mode ePIE time in this run), NRMSE and the recovered
+      occupancies;
     - position refinement: the positions handed to the engine carry a Gaussian error of 2.7 px
       RMS (2-D); RMS error after the run (the mean offset removed: a common translation is
       not observable), and the time per iteration with and without refinement (without it
@@ -209,6 +210,7 @@ def main(argv=None):
     import torch
 
     from torchscope import ptycho
+    from torchscope.ptycho._engines import AUTO_MOMENTUM
 
     torch.set_num_threads(args.threads)
     its = 6 if args.quick else args.iterations
@@ -231,6 +233,7 @@ def main(argv=None):
     print("| code | case | s / iteration | NRMSE | notes |")
     print("|---|---|---:|---:|---|")
     ours = {}
+    peer_time = {}
     for engine in ("epie", "rpie"):
         result, dt = run_ours(measured, its, args.device, engine=engine)
         ours[engine] = dt
@@ -244,6 +247,7 @@ def main(argv=None):
             except ImportError as exc:
                 print(f"note: skipped {name} {engine}: {exc}")
                 continue
+            peer_time[name, engine] = dt
             ref = ours["epie" if engine == "ePIE" else "rpie"]
             note = f"{dt / ref:.1f} x torchscope's {'epie' if engine == 'ePIE' else 'rpie'} time"
             if np.all(np.isfinite(rec)):
@@ -255,8 +259,12 @@ def main(argv=None):
     obj3, _, _, measured3, roi3 = problem(modes=3, occupancies=(0.6, 0.25, 0.15))
     result, dt = run_ours(measured3, its, args.device, engine="rpie", modes=3)
     occ = ", ".join(f"{o:.3f}" for o in result.occupancies)
-    row("torchscope", "rpie, 3 modes (3-mode data)", dt, ptycho.object_error(result.obj, obj3, roi3),
-        f"occupancies {occ} (true 0.600, 0.250, 0.150)")
+    note = (f"occupancies {occ} (true 0.600, 0.250, 0.150); "
+            f"{dt / ours['rpie']:.2f} x the 1-mode rpie time")
+    if ("PtyLab", "ePIE") in peer_time:
+        note += f", {dt / peer_time['PtyLab', 'ePIE']:.2f} x PtyLab's 1-mode ePIE time"
+    nrmse3 = ptycho.object_error(result.obj, obj3, roi3)
+    row("torchscope", "rpie, 3 modes (3-mode data)", dt, nrmse3, note)
 
     # position refinement
     error = np.random.default_rng(7).normal(size=pos.shape)
@@ -264,13 +272,15 @@ def main(argv=None):
     error *= 2.7 / rms_position_error(pos + error, pos)  # exactly 2.7 px RMS
     wrong = ptycho.PtychoData(measured.patterns, pos + error, measured.geometry)
     start_rms = rms_position_error(wrong.positions_px, pos)
-    # with refinement the automatic schedule keeps its first batches (5 positions here); the
-    # run without refinement is timed both ways: with its own schedule (what a user gets) and
-    # with the same batches (the cost of the refinement itself)
+    # with refinement the automatic schedule keeps its first batches (5 positions here, with
+    # the object's momentum); the run without refinement is timed both ways: with its own
+    # schedule (what a user gets) and with the same batches and momentum (the cost of the
+    # refinement itself)
     base = {}
     for refinement, batch in ((None, None), (None, 5), ("adam", None), ("fixed_gain", None)):
+        momentum = None if batch is None else AUTO_MOMENTUM
         result, dt = run_ours(wrong, its, args.device, engine="rpie", position_refinement=refinement,
-                              batch_size=batch)
+                              batch_size=batch, momentum=momentum)
         if refinement is None:
             base[batch] = dt
         note = f"positions {start_rms:.2f} -> {rms_position_error(result.positions_px, pos):.3f} px RMS"
@@ -289,7 +299,7 @@ def main(argv=None):
     print()
     print(f"1e4 photons, rpie: NRMSE every {every} iterations: "
           + " ".join(f"{e:.4f}" for _, e in curve))
-    print(f"largest rise between checkpoints: {rise:+.5f} (never grows: {rise <= 0})")
+    print(f"largest rise between checkpoints: {rise:+.2e} (never grows: {rise <= 0})")
     return rows
 
 

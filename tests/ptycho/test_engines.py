@@ -154,6 +154,30 @@ def test_position_refinement_recovers_known_offsets(problem, refinement):
     np.testing.assert_array_equal(still.positions_px, wrong.positions_px)
 
 
+def test_momentum_accelerates_batched_iterations(problem):
+    # the heavy-ball momentum on the object: with the same batches, the same number of
+    # iterations gets closer to the truth than the plain equations
+    obj, _, _, data, roi = problem
+    common = {"iterations": 25, "batch_size": 5, "seed": 0}
+    plain = ptycho.reconstruct(data, **common)
+    assert plain.options["momentum"] == 0.0  # a given batch_size: the plain equations
+    fast = ptycho.reconstruct(data, momentum=0.5, **common)
+    assert ptycho.object_error(fast.obj, obj, roi) < ptycho.object_error(plain.obj, obj, roi)
+    assert fast.errors[-1] < plain.errors[-1]
+
+
+def test_automatic_schedule_settles(problem):
+    # with all positions in one batch, a stalled data error halves the update rates: the
+    # estimates settle (here on noisy data, where going on would fit the noise)
+    obj, probe, pos, _, _ = problem
+    noisy = ptycho.simulate(obj, probe, pos, photons=1e4, rng=0)
+    assert ptycho.reconstruct(noisy, iterations=1).options["momentum"] == _engines.AUTO_MOMENTUM
+    snaps = {s.iteration: s.obj for s in ptycho.iterate(noisy, iterations=120, every=20, seed=0)}
+    change = {i: np.linalg.norm(snaps[i] - snaps[i - 20]) for i in (40, 100, 120)}
+    assert change[120] < 0.5 * change[100]  # geometrically smaller steps
+    assert change[120] < 1e-2 * change[40]
+
+
 def test_snapshots_results_and_continuation(problem):
     data = problem[3]
     snaps = list(ptycho.iterate(data, iterations=7, every=3, seed=2))
@@ -213,3 +237,6 @@ def test_clear_errors(problem):
         ptycho.reconstruct(data, every=2)
     with pytest.raises(ValueError, match="refine_step"):
         ptycho.reconstruct(data, position_refinement="adam", refine_step=-1.0)
+    for bad in (1.0, -0.1, True, "0.5"):
+        with pytest.raises(ValueError, match="momentum must be a number in"):
+            ptycho.reconstruct(data, momentum=bad)

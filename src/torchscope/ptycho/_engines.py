@@ -25,9 +25,11 @@ all exit waves are formed from the same object and probe; then
 
 ``batch_size=None`` schedules the batches: 20 at first (at least 4 positions each), half as
 many whenever the data error stalls (less than 1 % better over 10 iterations), and once all
-positions form one batch, update rates decaying as ``1 / (1 + k / 50)``: fast early
+positions form one batch, update rates halved whenever it stalls again: fast early
 convergence, then noise averaged out instead of fitted. With position refinement the first
-batches are kept.
+batches are kept. With the automatic schedule, while there is more than one batch, the
+object also takes a heavy-ball momentum step after each iteration (``momentum``; the momentum
+of Maiden, Johnson & Li's mPIE, 2017).
 
 Sub-pixel positions. The engines work in the probe's frame: the object window is cut at the
 whole-pixel part of the position and translated by the sub-pixel rest with the Fourier shift
@@ -69,17 +71,21 @@ _ADAM_EPS = 1e-8
 #: this many times within +-0.75 px of zero shift, its peak then interpolated (a parabola through
 #: the peak sample and its neighbours), which gives a continuous estimate.
 _REGISTRATION_UPSAMPLE = 4
+#: At most this many bytes of spectra are queued before they are registered.
+REGISTRATION_CHUNK_BYTES = 64 * 2 ** 20
 #: The automatic batch schedule (``batch_size=None``, see ``_Engine._grow_batches``): the
 #: positions start in AUTO_BATCHES batches of at least AUTO_MIN_BATCH_SIZE positions
 #: (near-sequential rPIE, with object and probe both taking nearly the whole correction, tends
 #: to overshoot); a data error that improves by less than AUTO_STALL over AUTO_WINDOW
-#: iterations halves the number of batches; with one batch left the update rates decay as
-#: 1 / (1 + k / AUTO_DECAY).
+#: iterations halves the number of batches; with one batch left, it halves the update rates.
 AUTO_BATCHES = 20
 AUTO_MIN_BATCH_SIZE = 4
 AUTO_WINDOW = 10
 AUTO_STALL = 0.01
-AUTO_DECAY = 50
+#: The object's momentum with the automatic schedule (``momentum=None``): after each iteration
+#: with more than one batch, the object moves on by AUTO_MOMENTUM times its velocity (the
+#: decaying sum of its last changes).
+AUTO_MOMENTUM = 0.5
 
 
 class DivergenceError(FloatingPointError):
@@ -129,6 +135,7 @@ def _resolve_options(engine, alpha_obj, alpha_probe, beta, gamma):
 
 
 # ------------------------------------------------------------------------------- set-up
+
 
 def _auto_obj_shape(positions, win, margin):
     reach = np.abs(positions).max(axis=0)
@@ -203,7 +210,8 @@ class _Engine:
     """One reconstruction's tensors and its iteration (a sweep over all positions)."""
 
     def __init__(self, data, *, opts, modes, probe, obj, obj_shape, positions, refinement,
-                 refine_step, refine_start, batch_size, orthogonalize_every, seed, device):
+                 refine_step, refine_start, batch_size, momentum, orthogonalize_every, seed,
+                 device):
         import torch
 
         self.torch = torch
@@ -267,9 +275,13 @@ class _Engine:
         # while each window's update stays close to its own (not averaged over many windows)
         self.auto_batches = batch_size is None and refinement is None
         self.history = []  # data error per iteration (host floats; the automatic schedule)
-        self.full_since = None  # the iteration from which all positions form one batch
         self.phase_start = 0
         self.step_scale = 1.0
+        if momentum is None:
+            momentum = AUTO_MOMENTUM if batch_size is None else 0.0
+        self.momentum = momentum
+        self.velocity = None  # the object's (momentum > 0)
+        self.obj_before = None
         if batch_size is None:
             batch_size = min(n_pos, max(AUTO_MIN_BATCH_SIZE, math.ceil(n_pos / AUTO_BATCHES)))
         self.set_batch_size(batch_size)
@@ -287,26 +299,29 @@ class _Engine:
             self.adam_m = torch.zeros_like(self.shift_signal)
             self.adam_v = torch.zeros_like(self.shift_signal)
             self.adam_t = 0
+        self.reg_spec = self.reg_solo = None  # the registration's queue of spectra
+        self.reg_batches = []
+        self.reg_count = 0
         self.iteration = 0
 
     def _grow_batches(self):
         """The automatic schedule: larger batches while the data error stalls, then, with one
-        batch left, update rates that decay.
+        batch left, smaller update rates.
 
-        While the batches are small, a data error that improved by less than AUTO_STALL over
-        the last AUTO_WINDOW iterations halves the number of batches (each update then averages
-        more patterns: the mini-batch analogue of a smaller step). With a single batch left the
-        iteration is deterministic; at low dose it would go on fitting the noise, so from then
-        on the update rates decay as ``1 / (1 + k / AUTO_DECAY)`` (k: iterations since)."""
-        if self.batch_size >= self.n_pos:
-            self.full_since = self.iteration if self.full_since is None else self.full_since
-            self.step_scale = 1.0 / (1.0 + (self.iteration - self.full_since) / AUTO_DECAY)
-            return
+        A data error that improved by less than AUTO_STALL over the last AUTO_WINDOW
+        iterations halves the number of batches (each update then averages more patterns: the
+        mini-batch analogue of a smaller step). With a single batch left the iteration is
+        deterministic; at low dose it would go on fitting the noise, so from then on the same
+        test halves the update rates (and the momentum stops): the steps that remain add up
+        to a bounded change, and the estimates settle instead of drifting into the noise."""
         history = self.history
         if len(history) > self.phase_start + AUTO_WINDOW and \
                 history[-1] > (1.0 - AUTO_STALL) * history[-1 - AUTO_WINDOW]:
-            count = max(1, math.ceil(self.n_pos / self.batch_size) // 2)
-            self.set_batch_size(math.ceil(self.n_pos / count))
+            if self.batch_size >= self.n_pos:
+                self.step_scale *= 0.5
+            else:
+                count = max(1, math.ceil(self.n_pos / self.batch_size) // 2)
+                self.set_batch_size(math.ceil(self.n_pos / count))
             self.phase_start = len(history)
 
     def set_batch_size(self, batch_size):
@@ -319,29 +334,46 @@ class _Engine:
         self.batch_size = batch_size
         self.batches = [torch.as_tensor(b, device=self.dev) for b in batches]
         self.batch_amp = [self.amp[b] for b in self.batches]  # patterns in batch order
+        # all positions in batch order; batch g is the slice bounds[g] of it
+        self.batch_order = torch.cat(self.batches)
+        ends = np.cumsum([len(b) for b in batches])
+        self.bounds = [(int(e - len(b)), int(e)) for b, e in zip(batches, ends)]
         self.workspaces = {}
         self.disjoint = disjoint
+        self._positions_moved()
+
+    def _positions_moved(self):
+        self.geometry_all = None
         self.geometry_cache = [None] * len(self.batches)
 
     # -- one batch -------------------------------------------------------------------
     def _geometry(self, g):
         """Whole-pixel corners and sub-pixel Fourier ramps of batch ``g`` (cached until the
-        positions move)."""
+        positions move). They are computed for all positions at once (with refinement, a
+        handful of operations per iteration instead of per batch)."""
         cached = self.geometry_cache[g]
         if cached is not None:
             return cached
         torch = self.torch
-        from torchscope.backend._fft import shift_ramps
+        if self.geometry_all is None:
+            from torchscope.backend._fft import shift_ramps
 
-        corner = self.positions[self.batches[g]] + self.base
-        whole = torch.round(corner)
-        ky, kx = whole.to(torch.int64).unbind(-1)
+            corner = self.positions[self.batch_order] + self.base
+            whole = torch.round(corner)
+            kyx = whole.to(torch.int64)
+            ramps = None
+            if self.subpixel:
+                # the window seen by the probe is the object translated by -frac
+                ry, rx = shift_ramps((whole - corner).to(self.real), self.win, dtype=self.cplx)
+                ramp = ry[:, :, None] * rx[:, None, :]
+                ramps = (ramp, ramp.conj().resolve_conj())
+            self.geometry_all = (kyx, ramps)
+        kyx, ramps = self.geometry_all
+        start, end = self.bounds[g]
+        ky, kx = kyx[start:end].unbind(-1)
         ramp = ramp_c = None
-        if self.subpixel:
-            # the window seen by the probe is the object translated by -frac
-            ry, rx = shift_ramps((whole - corner).to(self.real), self.win, dtype=self.cplx)
-            ramp = ry[:, :, None] * rx[:, None, :]
-            ramp_c = ramp.conj().resolve_conj()
+        if ramps is not None:
+            ramp, ramp_c = ramps[0][start:end], ramps[1][start:end]
         cached = (ky, kx, ramp, ramp_c)
         self.geometry_cache[g] = cached
         return cached
@@ -390,9 +422,15 @@ class _Engine:
         ws = self._workspace(k)
         ky, kx, ramp, ramp_c = self._geometry(g)
         crop = torch.ops.aten.index.Tensor_out(self.windows, [ky, kx], out=ws["crop"])
+        if refine:
+            # the spectra of the windows and of their own updates go straight into the
+            # registration's queue (see _register)
+            spec_out, solo_out = self._registration_slots(g)
+        else:
+            spec_out, solo_out = ws.get("spec"), None
         if self.subpixel:
             # the window the probe sees: the object translated by the sub-pixel rest
-            spec = torch.fft.fft2(crop, out=ws["spec"]).mul_(ramp)
+            spec = torch.fft.fft2(crop, out=spec_out).mul_(ramp)
             win = torch.fft.ifft2(spec, out=ws["win"])
         else:
             win = crop
@@ -434,9 +472,9 @@ class _Engine:
             upd = o_num.mul_(alpha_obj / den_one)
         else:
             if refine:
-                # the registration below needs each window's own update as equation 6 gives
-                # it, not its share of the batch's average
-                solo_spec = torch.fft.fft2(o_num * (alpha_obj / den_one), out=ws["upd_spec"])
+                # the registration needs each window's own update as equation 6 gives it,
+                # not its share of the batch's average
+                solo_spec = torch.fft.fft2(o_num * (alpha_obj / den_one), out=solo_out)
             # overlapping windows: where their summed illumination S exceeds what equation 6
             # divides by, divide by S instead (the corrections of the windows are averaged
             # rather than added, so together they never overshoot):
@@ -450,20 +488,13 @@ class _Engine:
                 den.mul_(gamma).add_(local, alpha=1.0 - gamma)
             upd = o_num.mul_(den.reciprocal_().mul_(alpha_obj))
         if self.subpixel:
-            if refine:
-                from torchscope.backend._registration import register_spectra
-
-                # the error signal: the shift between the window and the window after its
-                # own update (the paper's XCORR_A)
-                if solo_spec is None:
-                    solo_spec = torch.fft.fft2(upd, out=ws["upd_spec"])
-                shift = register_spectra(spec + solo_spec, spec, upsample=_REGISTRATION_UPSAMPLE,
-                                         normalization=None, start="zero", interpolate=True)
-                self.shift_signal[idx] = shift.to(self.pos_dtype)
-                upd_spec = solo_spec if self.disjoint[g] or k == 1 else torch.fft.fft2(upd, out=ws["upd_spec"])
+            if refine and solo_spec is None:
+                # the window's own update is the update: its spectrum serves both
+                solo_spec = torch.fft.fft2(upd, out=solo_out)
+                upd_spec = torch.mul(solo_spec, ramp_c, out=ws["upd_spec"])
             else:
-                upd_spec = torch.fft.fft2(upd, out=ws["upd_spec"])
-            upd = torch.fft.ifft2(upd_spec.mul_(ramp_c), out=ws["upd"])
+                upd_spec = torch.fft.fft2(upd, out=ws["upd_spec"]).mul_(ramp_c)
+            upd = torch.fft.ifft2(upd_spec, out=ws["upd"])
         self._scatter_add(self.obj, ky, kx, upd)
         beta = o["beta"]
         # equation 5 with numerator and denominator summed over the batch (for one window,
@@ -479,21 +510,83 @@ class _Engine:
             self._grow_batches()
         refine = self.refinement is not None and self.iteration >= self.refine_start
         order = torch.randperm(len(self.batches), generator=self.gen).tolist()
+        # momentum accompanies the mini-batches; with all positions in one batch the
+        # iteration is deterministic, and the automatic schedule lets it settle instead
+        momentum = self.momentum and self.batch_size < self.n_pos
+        if momentum:
+            if self.obj_before is None:
+                self.obj_before = torch.empty_like(self.obj)
+            self.obj_before.copy_(self.obj)
         for g in order:
             self._batch(g, refine)
         if refine:
+            self._register()
+        if momentum:
+            self._momentum_step()
+        if refine:
             self._move_positions()
-            self.geometry_cache = [None] * len(self.batches)
+            self._positions_moved()
         self.iteration += 1
         if self.probe.shape[0] > 1 and self.iteration % self.orthogonalize_every == 0:
             from torchscope.ptycho._probe import orthogonalize_modes
 
             self.probe, _ = orthogonalize_modes(self.probe)
         error = torch.sqrt(torch.stack(self.err_parts).sum() / self.amp_norm)
-        if self.auto_batches and self.batch_size < self.n_pos:
+        if self.auto_batches:
             self.history.append(float(error))  # one host synchronisation per iteration
-
         return error
+
+    def _momentum_step(self):
+        """Heavy-ball momentum on the object, once per iteration (mPIE's momentum, Maiden,
+        Johnson & Li 2017): ``v <- eta v + (O_new - O_old)``, ``O_new <- O_new + eta v``.
+        Along directions that the iterations keep correcting the same way (the slowly
+        converging low spatial frequencies), the steps add up to about ``1 / (1 - eta)``
+        times one step, while the alternating parts (the noise of single batches) cancel."""
+        eta = self.momentum
+        change = self.obj_before.neg_().add_(self.obj)  # the buffer now holds O_new - O_old
+        if self.velocity is None:
+            self.velocity = change.clone()
+        else:
+            self.velocity.mul_(eta).add_(change)
+        self.obj.add_(self.velocity, alpha=eta)
+
+    def _registration_slots(self, g):
+        """Where batch ``g`` puts the spectra of its windows and of their own updates: rows
+        of the registration's queue (registered, and emptied, first if it is full)."""
+        torch = self.torch
+        k = len(self.batches[g])
+        if self.reg_spec is None or self.reg_count + k > self.reg_spec.shape[0]:
+            self._register()
+            ny, nx = self.win
+            itemsize = torch.empty((), dtype=self.cplx).element_size()
+            rows = max(k, min(self.n_pos, REGISTRATION_CHUNK_BYTES // (2 * ny * nx * itemsize)))
+            if self.reg_spec is None or rows > self.reg_spec.shape[0]:
+                self.reg_spec = torch.empty(rows, ny, nx, device=self.dev, dtype=self.cplx)
+                self.reg_solo = torch.empty_like(self.reg_spec)
+        rows = slice(self.reg_count, self.reg_count + k)
+        self.reg_batches.append(self.batches[g])
+        self.reg_count += k
+        return self.reg_spec[rows], self.reg_solo[rows]
+
+    def _register(self):
+        """The error signal of the refinement: the shift between each queued window and the
+        window after its own update (the paper's XCORR_A) -> ``shift_signal``.
+
+        The spectra of all batches of a sweep (or of REGISTRATION_CHUNK_BYTES of them) are
+        registered together, each window against its own update: the same shifts as batch
+        by batch, with a few dozen operations per sweep instead of per batch."""
+        if not self.reg_count:
+            return
+        torch = self.torch
+        from torchscope.backend._registration import register_spectra
+
+        spec = self.reg_spec[:self.reg_count]
+        after = self.reg_solo[:self.reg_count].add_(spec)  # the window after its update
+        shift = register_spectra(after, spec, upsample=_REGISTRATION_UPSAMPLE,
+                                 normalization=None, start="zero", interpolate=True)
+        self.shift_signal[torch.cat(self.reg_batches)] = shift.to(self.pos_dtype)
+        self.reg_batches = []
+        self.reg_count = 0
 
     def _move_positions(self):
         torch = self.torch
@@ -539,8 +632,8 @@ class _Engine:
 # ------------------------------------------------------------------------------ public API
 
 def _prepare(data, *, engine, modes, alpha_obj, alpha_probe, beta, gamma, probe, obj, obj_shape,
-             position_refinement, refine_step, refine_start, batch_size, orthogonalize_every,
-             start, seed, device):
+             position_refinement, refine_step, refine_start, batch_size, momentum,
+             orthogonalize_every, start, seed, device):
     if not isinstance(data, PtychoData):
         raise TypeError(f"data must be a PtychoData, got {type(data).__name__}")
     opts = _resolve_options(engine, alpha_obj, alpha_probe, beta, gamma)
@@ -555,6 +648,10 @@ def _prepare(data, *, engine, modes, alpha_obj, alpha_probe, beta, gamma, probe,
         refine_step = float(refine_step)
     refine_start = _check_int("refine_start", refine_start, 0)
     batch_size = _check_int("batch_size", batch_size, 1, allow_none=True)
+    if momentum is not None:
+        if isinstance(momentum, bool) or not isinstance(momentum, Real) or not 0 <= momentum < 1:
+            raise ValueError(f"momentum must be a number in [0, 1) or None, got {momentum!r}")
+        momentum = float(momentum)
     orthogonalize_every = _check_int("orthogonalize_every", orthogonalize_every, 1)
     if seed is not None:
         seed = _check_int("seed", seed, 0)
@@ -587,15 +684,15 @@ def _prepare(data, *, engine, modes, alpha_obj, alpha_probe, beta, gamma, probe,
     engine_obj = _Engine(
         data, opts=opts, modes=modes, probe=probe, obj=obj, obj_shape=obj_shape,
         positions=positions, refinement=position_refinement, refine_step=refine_step,
-        refine_start=refine_start, batch_size=batch_size,
+        refine_start=refine_start, batch_size=batch_size, momentum=momentum,
         orthogonalize_every=orthogonalize_every, seed=seed, device=device,
     )
     engine_obj.iteration = iteration0
     engine_obj.refine_start = iteration0 + refine_start
     options = dict(engine=engine, modes=modes, **opts, position_refinement=position_refinement,
                    refine_step=refine_step, refine_start=refine_start, batch_size=batch_size,
-                   orthogonalize_every=orthogonalize_every, seed=seed,
-                   device=device_name(engine_obj.dev), obj_shape=engine_obj.obj_shape)
+                   momentum=engine_obj.momentum, orthogonalize_every=orthogonalize_every,
+                   seed=seed, device=device_name(engine_obj.dev), obj_shape=engine_obj.obj_shape)
     return engine_obj, options
 
 
@@ -617,7 +714,7 @@ def _run(engine_obj, iterations, every, history):
 def iterate(data, *, engine="rpie", modes=None, alpha_obj=None, alpha_probe=None, beta=None,
             gamma=None, position_refinement=None, refine_step=None, refine_start=10, probe=None,
             obj=None, obj_shape=None, start=None, iterations=None, batch_size=None,
-            orthogonalize_every=5, every=1, seed=None, device=None):
+            momentum=None, orthogonalize_every=5, every=1, seed=None, device=None):
     """Reconstruct object and probe step by step: a generator of :class:`Snapshot`.
 
     The generator can be abandoned between snapshots (that is how the napari widget stops it);
@@ -665,7 +762,11 @@ def iterate(data, *, engine="rpie", modes=None, alpha_obj=None, alpha_probe=None
     batch_size : int, optional
         Positions updated together (see the module notes); 1 is classic sequential PIE.
         Default: the automatic schedule (20 batches of at least 4 positions, fewer whenever
-        the error stalls, then decaying steps; kept fixed with position refinement).
+        the error stalls, then halved update rates; kept fixed with position refinement).
+    momentum : float, optional
+        The object's heavy-ball momentum per iteration, in [0, 1) (0: none, the plain
+        equations), applied while the positions are split into several batches. Default: 0.5
+        with the automatic schedule (``batch_size=None``), 0 with a given ``batch_size``.
     orthogonalize_every : int
         Orthogonalise the probe modes every this many iterations (and in every snapshot).
     every : int
@@ -695,7 +796,7 @@ def iterate(data, *, engine="rpie", modes=None, alpha_obj=None, alpha_probe=None
         data, engine=engine, modes=modes, alpha_obj=alpha_obj, alpha_probe=alpha_probe,
         beta=beta, gamma=gamma, probe=probe, obj=obj, obj_shape=obj_shape,
         position_refinement=position_refinement, refine_step=refine_step,
-        refine_start=refine_start, batch_size=batch_size,
+        refine_start=refine_start, batch_size=batch_size, momentum=momentum,
         orthogonalize_every=orthogonalize_every, start=start, seed=seed, device=device,
     )
     yield from _run(engine_obj, iterations, every, [])
@@ -728,7 +829,7 @@ def _with_defaults(options):
     known = {"modes": None, "alpha_obj": None, "alpha_probe": None, "beta": None, "gamma": None,
              "position_refinement": None, "refine_step": None, "refine_start": 10, "probe": None,
              "obj": None, "obj_shape": None, "start": None, "batch_size": None,
-             "orthogonalize_every": 5, "seed": None, "device": None}
+             "momentum": None, "orthogonalize_every": 5, "seed": None, "device": None}
     unknown = sorted(set(options) - set(known))
     if unknown:
         raise TypeError(f"reconstruct() got unexpected keyword argument(s) {unknown}")
