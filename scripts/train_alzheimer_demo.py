@@ -68,8 +68,9 @@ def card(path, trained, metrics, psnr, args, seconds, n_params, cohort, split):
         (f"`phantom_cohort({args.subjects}, seed={args.seed})`: {len(cohort)} synthetic "
         f"subjects ({int(cohort.labels.sum())} with disease of severity 0.3-1, the rest "
         "controls) built from nilearn's bundled MNI152 2009a T1 template: ventricle "
-        "enlargement, hippocampal shrinkage and cortical thinning on top of age-related "
-        "atrophy, and per-scan nuisance (small affine, elastic deformation, bias field, gain, "
+        "enlargement, hippocampal shrinkage and some cortical thinning on top of age-related "
+        "atrophy and of each subject's own cortical atrophy (either class), and per-scan "
+        "nuisance (small affine, elastic deformation, bias field, gain, "
         "Rician noise) shared by both classes. "
         f"Split by subject with `subject_split(seed={args.seed})`: {len(split.train)} training, "
         f"{len(split.val)} validation, {len(split.test)} test subjects."),
@@ -105,8 +106,9 @@ def card(path, trained, metrics, psnr, args, seconds, n_params, cohort, split):
         f"[{fn}, {tp}]]. Autoencoder PSNR on the test slices: {psnr:.2f} dB."),
         "",
         ("These figures say how well the model separates the phantom's two classes, nothing "
-        "about real patients; on the phantom, whole-brain volume and age (the baseline) are "
-        "very informative because the phantom's disease is pure atrophy."),
+        "about real patients. On the phantom, whole-brain volume and age (the baseline) are "
+        "informative but not sufficient, by design: each subject's own cortical atrophy "
+        "blurs nWBV, while the disease shows in the ventricles the slice cuts."),
         "",
         "## File",
         "",

@@ -59,8 +59,8 @@ def multi_slice_cohort(n_subjects, *, slices_per_subject=10, index=105, seed=Non
     zs = list(range(first, first + slices_per_subject))
     rows, slices = [], []
     for s in sessions:
-        s["nWBV"] = float(np.round(_phantom._brain_fraction(anat, s["atrophy"]), 3))
-        images = _phantom._render(anat, _phantom._scan(s["seed"], s["atrophy"]), zs)
+        s["nWBV"] = float(np.round(_phantom._brain_fraction(anat, s["regions"]), 3))
+        images = _phantom._render(anat, _phantom._scan(s["seed"], s["regions"]), zs)
         for z, image in zip(zs, images):
             row = {k: s[k] for k in ("M/F", "Age", "CDR", "nWBV")}
             rows.append((f"{s['ID']}#z{z}", s["subject"], row))

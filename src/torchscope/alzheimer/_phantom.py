@@ -11,14 +11,18 @@ Anatomy
     hippocampi (a capsule along each hippocampal axis, intersected with grey matter), with
     distance maps to their surfaces.
 Atrophy (both classes)
-    One number ``a`` per subject: ``a = a_age + severity`` with ``a_age = 0.3 (age - 60) / 36
-    + N(0, 0.05)`` (>= 0) for everyone and ``severity`` drawn from ``severity`` for the AD
-    class (0 for controls). Tissue within ``6 a`` mm of the ventricles, grey matter within
-    ``1.5 a`` mm of the exterior CSF (cortical thinning) and hippocampus within ``3 a`` mm of
-    its surface becomes CSF (the template's deep-ventricle intensity). Every subject's CSF
-    surfaces are redrawn with the same 1.5 mm partial-volume ramp, so edges look alike in
-    both classes; only their positions move. The disease is a larger dose of the same
-    atrophy that ageing gives: a classifier has to measure it.
+    Three levels per subject, for the ventricles, the cortex and the hippocampi. Ageing:
+    ``a_age = 0.3 (age - 60) / 36 + N(0, 0.05)`` (>= 0) everywhere. Disease: ``severity``,
+    drawn from ``severity`` for the AD class (0 for controls), added in full to the ventricles
+    and hippocampi and at ``CORTEX_SHARE`` (0.3) to the cortex. Each subject also has its own
+    cortical atrophy, uniform in [0, ``CORTEX_SPREAD``] (1.0) whatever the label: elderly
+    brains differ widely in sulcal widening, so whole-brain volume (nWBV) tells the classes
+    apart only in part, as in real cohorts, while the enlarged ventricles (and hippocampi)
+    carry the disease. Tissue within ``6 a`` mm of the ventricles, grey matter within ``1.5 a``
+    mm of the exterior CSF (cortical thinning) and hippocampus within ``3 a`` mm of its surface
+    becomes CSF (the template's deep-ventricle intensity), each with its own level ``a``.
+    Every subject's CSF surfaces are redrawn with the same 1.5 mm partial-volume ramp, so
+    edges look alike in both classes; only their positions move.
 Nuisance (both classes, independent of the label)
     A small affine transform (rotations up to 3 degrees, scale 0.96-1.04 with 2 % anisotropy,
     shifts up to 2 mm), a smooth elastic displacement (RMS 1.5 mm, correlation ~ 12 mm), a
@@ -54,6 +58,10 @@ _OFFSET = (10, 13, -21)
 _MNI_ORIGIN = (98, 134, 72)  # template voxel of MNI (0, 0, 0)
 #: mm of tissue turned to CSF per unit of atrophy: ventricles, cortex, hippocampus.
 ATROPHY_MM = {"ventricles": 6.0, "cortex": 1.5, "hippocampus": 3.0}
+#: Share of the disease's atrophy level that reaches the cortex (ventricles and hippocampi get
+#: all of it), and the range of each subject's own cortical atrophy (uniform, both classes).
+CORTEX_SHARE = 0.3
+CORTEX_SPREAD = 1.0
 _WHITE = 0.87  # template intensity of white matter
 _EDGE = 1.5  # mm, width of the partial-volume ramp of the redrawn CSF surfaces
 _SESSION_DISC = 40  # sessions per "disc" folder in the written layout, as OASIS-1 roughly has
@@ -210,7 +218,10 @@ def _ramp(depth):
 
 def _loss(atrophy, *, grey, d_ventricles, ventricles, d_exterior, exterior, d_hippocampus,
           hippocampus):
-    """Fraction of each voxel's tissue replaced by CSF for an atrophy level (arrays of any shape).
+    """Fraction of each voxel's tissue replaced by CSF (arrays of any shape).
+
+    ``atrophy`` is one level for all three regions or a (ventricles, cortex, hippocampus)
+    triple.
 
     Every subject's ventricles, cortex and hippocampi are redrawn with the same soft edge
     (``_EDGE`` mm wide), at a surface moved by the atrophy: the edge profile does not depend
@@ -218,10 +229,11 @@ def _loss(atrophy, *, grey, d_ventricles, ventricles, d_exterior, exterior, d_hi
     """
     del ventricles  # the signed distance says it all
     mm = ATROPHY_MM
-    lv = _ramp(mm["ventricles"] * atrophy + 0.5 - d_ventricles)
-    lc = grey * _ramp(mm["cortex"] * atrophy + 0.5 - d_exterior)
+    a_vent, a_cortex, a_hip = np.broadcast_to(np.asarray(atrophy, dtype=float), (3,))
+    lv = _ramp(mm["ventricles"] * a_vent + 0.5 - d_ventricles)
+    lc = grey * _ramp(mm["cortex"] * a_cortex + 0.5 - d_exterior)
     lc[exterior] = 0
-    lh = hippocampus * _ramp(mm["hippocampus"] * atrophy + 0.5 - d_hippocampus)
+    lh = hippocampus * _ramp(mm["hippocampus"] * a_hip + 0.5 - d_hippocampus)
     return np.maximum(np.maximum(lv, lc), lh)
 
 
@@ -252,7 +264,7 @@ class _Scan:
     """Everything random about one scan (a subject's session)."""
 
     seed: tuple
-    atrophy: float
+    atrophy: tuple  # (ventricles, cortex, hippocampus)
     rotation: np.ndarray  # 3x3
     scale: np.ndarray  # 3
     shift: np.ndarray  # 3, voxels
@@ -272,7 +284,8 @@ def _scan(seed, atrophy):
         r[i, i], r[i, j], r[j, i], r[j, j] = c, -s, s, c
         rot = rot @ r
     scale = rng.uniform(0.96, 1.04) * (1 + rng.uniform(-0.02, 0.02, 3))
-    return _Scan(seed=tuple(seed), atrophy=float(atrophy), rotation=rot, scale=scale,
+    atrophy = tuple(float(a) for a in np.broadcast_to(np.asarray(atrophy, dtype=float), (3,)))
+    return _Scan(seed=tuple(seed), atrophy=atrophy, rotation=rot, scale=scale,
                  shift=rng.uniform(-2, 2, 3), gain=float(rng.uniform(800, 1200)),
                  noise=float(rng.uniform(0.015, 0.035)), offset=rng.uniform(0, 1, 3))
 
@@ -389,7 +402,9 @@ def _subjects(n_subjects, severity, seed, ad_fraction, rescans):
         male = r.uniform() < 0.4
         sev = float(r.uniform(lo, hi)) if is_ad[i] else 0.0
         a_age = max(0.0, 0.3 * (age - 60) / 36 + r.normal(0, 0.05))
+        a_own = float(r.uniform(0, CORTEX_SPREAD))  # the subject's own cortex, not the label's
         atrophy = a_age + sev
+        regions = (atrophy, a_age + a_own + CORTEX_SHARE * sev, atrophy)
         cdr = 0.0 if not is_ad[i] else (0.5 if sev < 0.55 else 1.0 if sev < 0.85 else 2.0)
         mmse = (np.clip(np.round(30 - abs(r.normal(0, 1.2))), 25, 30) if not is_ad[i]
                 else np.clip(np.round(29 - 12 * sev + r.normal(0, 2)), 10, 30))
@@ -404,7 +419,7 @@ def _subjects(n_subjects, severity, seed, ad_fraction, rescans):
                 "MMSE": float(mmse), "CDR": cdr, "eTIV": etiv,
                 "ASF": float(np.round(1755.0 / etiv, 3)),
                 "Delay": float(r.integers(1, 90)) if session > 1 else None,
-                "severity": sev, "atrophy": atrophy,
+                "severity": sev, "atrophy": atrophy, "regions": regions,
                 "seed": (base, i, session), "nwbv_noise": float(r.normal(0, 0.003)),
             })
     # the re-scan shares the subject's education and SES
@@ -458,8 +473,9 @@ def phantom_cohort(n_subjects, *, severity=(0.3, 1.0), seed=None, out_dir=None,
         Number of subjects (>= 2).
     severity : (float, float), optional
         Range of the disease severity of the AD class, drawn uniformly (atrophy units:
-        1 means 6 mm of ventricle enlargement, 1.5 mm of cortical thinning and 3 mm of
-        hippocampal shrinkage on top of ageing; the oldest controls reach about 0.3).
+        1 means 6 mm of ventricle enlargement, 3 mm of hippocampal shrinkage and
+        0.3 x 1.5 mm of cortical thinning on top of ageing and of the subject's own cortical
+        atrophy; ageing alone reaches about 0.3 in the oldest subjects).
     seed : int or None
         The same seed gives the same cohort (subject ``i`` is the same whatever
         ``n_subjects``, apart from its label).
@@ -483,7 +499,8 @@ def phantom_cohort(n_subjects, *, severity=(0.3, 1.0), seed=None, out_dir=None,
     Cohort
         One row per session. ``clinical`` holds the OASIS columns (nWBV measured on the 3-D
         phantom: tissue / intracranial volume, plus 0.003 SD measurement noise) and the
-        ground truth ``severity`` and ``atrophy``.
+        ground truth: ``severity``, ``atrophy`` (ageing + disease: the level of the
+        ventricles and hippocampi) and ``cortical_atrophy``.
     """
     if not isinstance(n_subjects, numbers.Integral) or isinstance(n_subjects, bool) \
             or n_subjects < 2:
@@ -499,7 +516,7 @@ def phantom_cohort(n_subjects, *, severity=(0.3, 1.0), seed=None, out_dir=None,
     anat = _anatomy()
     sessions = _subjects(int(n_subjects), severity, seed, ad_fraction, int(rescans))
     for s in sessions:
-        s["nWBV"] = float(np.round(_brain_fraction(anat, s["atrophy"]) + s["nwbv_noise"], 3))
+        s["nWBV"] = float(np.round(_brain_fraction(anat, s["regions"]) + s["nwbv_noise"], 3))
 
     out = Path(out_dir) if out_dir is not None else None
     if out is not None:
@@ -507,7 +524,7 @@ def phantom_cohort(n_subjects, *, severity=(0.3, 1.0), seed=None, out_dir=None,
         _write_csv(out / "oasis_cross-sectional.csv", sessions)
     rows, slices = [], []
     for s in sessions:
-        scan = _scan(s["seed"], s["atrophy"])
+        scan = _scan(s["seed"], s["regions"])
         if out is not None:
             volume = _render(anat, scan, range(GRID[2])).transpose(1, 2, 0)
             number = int(s["subject"][5:])
@@ -524,6 +541,7 @@ def phantom_cohort(n_subjects, *, severity=(0.3, 1.0), seed=None, out_dir=None,
         slices.append(normalise_slice(image))
         row = {k: s[k] for k in OASIS_COLUMNS}
         row["severity"], row["atrophy"] = s["severity"], s["atrophy"]
+        row["cortical_atrophy"] = s["regions"][1]
         rows.append((s["ID"], s["subject"], row))
     source = {"generator": "phantom_cohort", "n_subjects": int(n_subjects),
               "severity": severity, "seed": seed, "ad_fraction": ad_fraction,
