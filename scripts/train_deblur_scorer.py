@@ -5,7 +5,9 @@ card beside it) from scratch:
 
 1. the training set, with ``--build`` (or beforehand with
    ``python -m torchscope.deblur._dataset DATA``): synthetic blurred images, every 228 x 228
-   window labelled by whether a kernel estimated from it alone is close to the truth;
+   window labelled by whether a kernel estimated from it alone is close to the truth (with
+   ``--labels DIR``, e.g. ``data/deblur_scorer_labels``, shards whose label files are there
+   are regenerated without estimating any kernel);
 2. training: the paper's recipe (binary cross-entropy, SGD with momentum 0.9, learning rate
    1e-3, batch 32, 20 epochs), with random flips and quarter turns (a window and its kernel
    turned together keep their label), on the ``train`` split; the epoch with the best
@@ -16,6 +18,8 @@ card beside it) from scratch:
 Usage::
 
     python scripts/train_deblur_scorer.py --data /tmp/deblur_set --build
+    python scripts/train_deblur_scorer.py --data /tmp/deblur_set --build \
+        --labels data/deblur_scorer_labels      # shards from committed labels, no estimation
     python scripts/train_deblur_scorer.py --data /tmp/deblur_set --epochs 20 --device cuda
     python scripts/train_deblur_scorer.py --data D --epochs 1 --max-steps 2 --width 4 \
         --out w.safetensors
@@ -206,6 +210,9 @@ def main(argv=None):
     ap.add_argument("--data", required=True, help="dataset folder (see --build)")
     ap.add_argument("--build", action="store_true",
                     help="build (or resume) the dataset in --data first")
+    ap.add_argument("--labels", default=None, metavar="DIR",
+                    help="with --build: rebuild missing shards from the label files in DIR "
+                         "without estimation, and write label files for new shards there")
     ap.add_argument("--out", default=str(default_weights()))
     ap.add_argument("--width", type=int, default=16)
     ap.add_argument("--epochs", type=int, default=20)
@@ -220,7 +227,8 @@ def main(argv=None):
     if args.build:
         from torchscope.deblur import _dataset
 
-        _dataset.main([args.data] + (["--device", args.device] if args.device else []))
+        _dataset.main([args.data] + (["--device", args.device] if args.device else [])
+                      + (["--labels", args.labels] if args.labels else []))
     return train(args)
 
 

@@ -62,11 +62,25 @@ def _tiny_sources():
     return images
 
 
+def _tiny_build(out, **options):
+    """The tiny set: 3 blurred 96 x 96 images, 4 windows of 64 x 64 each."""
+    options = {"kernels_per_crop": 1, "crops_per_source": 1, "crop": 96, "size": 64,
+               "stride": 32, "kernel_sizes": (7, 9), "iterations": 1, "device": "cpu",
+               "log": lambda *a: None, **options}
+    return _dataset.build(out, sources=_tiny_sources(), **options)
+
+
+def _shard_arrays(folder):
+    shards = {}
+    for path in sorted(Path(folder).glob("*.npz")):
+        with np.load(path) as z:
+            shards[path.name] = {key: z[key] for key in z.files}
+    return shards
+
+
 def test_tiny_build_and_training_run(tmp_path):
     data = tmp_path / "set"
-    _dataset.build(data, sources=_tiny_sources(), kernels_per_crop=1, crops_per_source=1,
-                   crop=96, size=64, stride=32, kernel_sizes=(7, 9), iterations=1,
-                   device="cpu", log=lambda *a: None)
+    _tiny_build(data)
     shards = _dataset.load(data)
     assert len(shards) == 3
     assert {s["split"] for s in shards} == {"train", "val", "test"}
@@ -78,9 +92,7 @@ def test_tiny_build_and_training_run(tmp_path):
     assert config["size"] == 64 and set(config["split"]) == set(_tiny_sources())
     # building again resumes: nothing is recomputed
     before = {p.name: p.stat().st_mtime_ns for p in data.glob("*.npz")}
-    _dataset.build(data, sources=_tiny_sources(), kernels_per_crop=1, crops_per_source=1,
-                   crop=96, size=64, stride=32, kernel_sizes=(7, 9), iterations=1,
-                   device="cpu", log=lambda *a: None)
+    _tiny_build(data)
     assert before == {p.name: p.stat().st_mtime_ns for p in data.glob("*.npz")}
 
     out = tmp_path / "scorer.safetensors"
@@ -95,6 +107,62 @@ def test_tiny_build_and_training_run(tmp_path):
     assert ((regions.scores > 0) & (regions.scores < 1)).all()
     with pytest.raises(ValueError, match="size=64"):
         score_regions(np.zeros((100, 120)), size=50, weights=out)
+
+
+def _no_estimation(*args, **kwargs):
+    raise AssertionError("a kernel was estimated")
+
+
+def test_shards_rebuild_from_label_files_without_estimation(tmp_path, monkeypatch):
+    data, labels = tmp_path / "set", tmp_path / "labels"
+    _tiny_build(data, labels_dir=labels)
+    first = _shard_arrays(data)
+    files = sorted(labels.glob("*.json"))
+    assert [f.stem for f in files] == [Path(n).stem for n in first]
+    record = json.loads(files[0].read_text())
+    assert record["config"]["iterations"] == 1 and record["windows"] == 4
+    assert len(record["similarity"]) == 4 and files[0].stat().st_size < 2000
+
+    monkeypatch.setattr(_dataset, "estimate_kernel", _no_estimation)
+    # a shard built before without a label file gets one, read from the shard
+    files[0].unlink()
+    _tiny_build(data, labels_dir=labels)
+    assert json.loads(files[0].read_text()) == {
+        **record, "estimated_with": f"unknown: written from the shard {files[0].stem}.npz"}
+    # the shards come back from the label files alone, identical
+    for path in data.glob("*.npz"):
+        path.unlink()
+    _tiny_build(data, labels_dir=labels)
+    again = _shard_arrays(data)
+    assert again.keys() == first.keys()
+    for name, shard in first.items():
+        assert again[name].keys() == shard.keys()
+        for key, value in shard.items():
+            np.testing.assert_array_equal(again[name][key], value, err_msg=f"{name}: {key}")
+            assert again[name][key].dtype == value.dtype
+
+
+def test_label_file_of_another_image_is_refused(tmp_path, monkeypatch):
+    data, labels = tmp_path / "set", tmp_path / "labels"
+    _tiny_build(data, labels_dir=labels)
+    path = sorted(labels.glob("*.json"))[1]
+    record = json.loads(path.read_text())
+    path.write_text(json.dumps({**record, "blurred_sha256": "0" * 64}))
+    for shard in data.glob("*.npz"):
+        shard.unlink()
+    monkeypatch.setattr(_dataset, "estimate_kernel", _no_estimation)
+    with pytest.raises(ValueError, match="sha256.*another numpy, torch or blur version"):
+        _tiny_build(data, labels_dir=labels)
+
+
+def test_label_files_of_other_settings_are_refused(tmp_path, monkeypatch):
+    labels = tmp_path / "labels"
+    _tiny_build(tmp_path / "set", labels_dir=labels)
+    monkeypatch.setattr(_dataset, "estimate_kernel", _no_estimation)
+    with pytest.raises(ValueError, match=r"differing keys: threshold \(labels 0.75, build 0.8\)"):
+        _tiny_build(tmp_path / "other", labels_dir=labels, threshold=0.8)
+    with pytest.raises(ValueError, match="differing keys: seed .*, stride"):  # shards there too
+        _tiny_build(tmp_path / "set", labels_dir=labels, seed=1, stride=16)
 
 
 def test_load_refuses_other_files(tmp_path):

@@ -29,15 +29,29 @@ soon as it is labelled: an interrupted build resumes where it stopped. The build
 all sources with a first kernel each, then a second, and so on, so a build stopped early still
 holds every source and every split. Run
 ``python -m torchscope.deblur._dataset OUT_DIR`` (``--help`` lists the options).
+
+Label files (``labels_dir``, ``--labels DIR``): everything in a shard but the similarities is
+regenerated from the seed in milliseconds, so only the similarities need keeping. With a labels
+folder, each shard labelled by estimation (or found in ``OUT_DIR`` without one) also gets
+``<shard>.json`` there (2.3 KB for 144 windows): the similarities at float32 precision, the
+trivial score, the kernel size, the window count, the settings that determine the shard and the
+sha256 of the blurred image (float16 bytes). A shard missing from ``OUT_DIR`` whose label file
+exists is then rebuilt without any estimation: the image is regenerated, checked against the
+sha256 (a mismatch means another numpy, torch or ``blur``: the labels must be rebuilt), and
+labelled from the stored similarities. A label file made with other settings is an error, never
+mixed in. So a build can be spread over several sessions, and the set rebuilt anywhere.
 """
 
 import argparse
+import hashlib
 import json
+import os
 import time
 from pathlib import Path
 
 import numpy as np
 
+from torchscope.backend import get_device
 from torchscope.deblur._blur import blur
 from torchscope.deblur._estimate import estimate_kernel
 from torchscope.deblur._metrics import kernel_similarity
@@ -55,6 +69,10 @@ BUNDLED = {
 }
 SPLITS = ("train", "val", "test")
 FORMAT = "torchscope.deblur.scorer_dataset/1"
+LABELS_FORMAT = "torchscope.deblur.scorer_labels/1"
+# the build settings that determine a shard: a label file must agree on all of them
+LABEL_KEYS = ("seed", "size", "stride", "crop", "noise_sigma", "iterations", "threshold",
+              "margin", "max_trivial", "kernel_sizes")
 
 
 def _load_bundled(name):
@@ -152,7 +170,11 @@ def random_kernel(gen, sizes=(11, 55), max_trivial=0.6):
 
 def label_windows(blurred, kernel, boxes, *, threshold=0.75, margin=0.1, batch=64, device=None,
                   iterations=3):
-    """Estimate the kernel in every window and label it; returns (similarity, trivial, label)."""
+    """Estimate the kernel in every window and label it; returns (similarity, trivial, label).
+
+    The similarities are rounded to float32 precision (the estimates are float32), so that a
+    label file holds them exactly.
+    """
     size = kernel.shape[0]
     sims = []
     for start in range(0, len(boxes), batch):
@@ -160,15 +182,125 @@ def label_windows(blurred, kernel, boxes, *, threshold=0.75, margin=0.1, batch=6
         patches = np.stack([blurred[r:r + h, c:c + w] for r, c, h, w in chunk])
         est = estimate_kernel(patches, size, device=device, iterations=iterations)
         sims.append(kernel_similarity(est, kernel))
-    sims = np.concatenate(sims)
-    trivial = float(kernel.max() / np.linalg.norm(kernel))
-    labels = (sims > threshold) & (sims >= trivial + margin)
-    return sims, trivial, labels
+    sims = np.concatenate(sims).astype(np.float32).astype(np.float64)
+    trivial = _trivial(kernel)
+    return sims, trivial, _labels(sims, trivial, threshold, margin)
+
+
+def _trivial(kernel):
+    """The one-pixel estimate's similarity to ``kernel``."""
+    return float(kernel.max() / np.linalg.norm(kernel))
+
+
+def _labels(sims, trivial, threshold, margin):
+    """Good windows: similarity above ``threshold`` and the trivial score plus ``margin``."""
+    return (sims > threshold) & (sims >= trivial + margin)
+
+
+def _image_sha256(blurred):
+    """sha256 of a blurred image as stored in a shard (little-endian float16 bytes)."""
+    return hashlib.sha256(np.ascontiguousarray(blurred, dtype="<f2").tobytes()).hexdigest()
+
+
+def _float32_list(values):
+    """``values`` at float32 precision as the shortest floats that read back exactly."""
+    values = np.asarray(values, dtype=np.float32)
+    short = [float(str(v)) for v in values]
+    return [a if np.float32(a) == v else float(v) for a, v in zip(short, values)]
+
+
+def _write_atomic(path, write):
+    """Call ``write(file)`` on a temporary file, then move it to ``path`` (never half a file)."""
+    part = path.with_name(path.name + ".part")
+    with open(part, "wb") as f:
+        write(f)
+    os.replace(part, path)
+
+
+def _write_labels(path, ids, config, kernel, blurred, sims, seconds, estimated_with):
+    """Write the label file of one shard (see the module notes); ``ids`` names the shard's
+    source and its seed indices."""
+    record = {"format": LABELS_FORMAT, "shard": path.stem, **ids,
+              "config": {key: config[key] for key in LABEL_KEYS},
+              "kernel_size": int(kernel.shape[0]), "shape": list(blurred.shape),
+              "windows": len(sims), "blurred_sha256": _image_sha256(blurred),
+              "trivial": _trivial(kernel), "seconds": float(seconds),
+              "estimated_with": estimated_with}
+    head = json.dumps(record, indent=1)[:-2]  # the similarities on one line, not one each
+    text = f'{head},\n "similarity": {json.dumps(_float32_list(sims))}\n}}\n'
+    _write_atomic(path, lambda f: f.write(text.encode()))
+
+
+def _save_shard(path, **arrays):
+    """Write one shard (``.npz``), never half of one."""
+    _write_atomic(path, lambda f: np.savez_compressed(f, **arrays))
+
+
+def _labels_from_shard(path, label_path, ids, config, kernel, blurred):
+    """Write the label file of a shard built before (after checking it is this build's)."""
+    with np.load(path) as z:
+        sims, seconds, stored = z["similarity"], float(z["seconds"]), z["blurred"]
+    if _image_sha256(stored) != _image_sha256(blurred):
+        raise ValueError(f"{path} is not the shard this build regenerates from its seed "
+                         "(another seed, settings or version); build into an empty folder to "
+                         "write its label file.")
+    _write_labels(label_path, ids, config, kernel, blurred, sims, seconds,
+                  estimated_with=f"unknown: written from the shard {path.name}")
+
+
+def _provenance(device, batch):
+    """Where and with what the kernels were estimated (recorded, never checked)."""
+    import torch
+
+    return {"device": str(get_device(device)), "batch": batch, "numpy": np.__version__,
+            "torch": torch.__version__}
+
+
+def _read_labels(path, config):
+    """A label file's record, after checking its format and that its settings are ``config``'s."""
+    record = json.loads(Path(path).read_text())
+    if record.get("format") != LABELS_FORMAT:
+        raise ValueError(f"{path} is not a scorer label file (format {record.get('format')!r}, "
+                         f"expected {LABELS_FORMAT!r}).")
+    made = record.get("config", {})
+    differ = [key for key in LABEL_KEYS if made.get(key) != config[key]]
+    if differ:
+        pairs = ", ".join(f"{key} (labels {made.get(key)!r}, build {config[key]!r})"
+                          for key in differ)
+        raise ValueError(f"{path} was made with other settings than this build; differing keys: "
+                         f"{pairs}. Labels of other settings are never mixed in: build with "
+                         "the same settings, or give another (empty) labels folder.")
+    return record
+
+
+def _check_labels(path, record, *, s_index, kernel, blurred, boxes):
+    """Check that a label file belongs to the regenerated shard; returns its similarities."""
+    rebuild = ("The labels were made with another numpy, torch or blur version (or other "
+               "source images) and must be rebuilt: remove the label files and build with "
+               "--labels again, which estimates the kernels anew.")
+    if record["s_index"] != s_index:
+        raise ValueError(f"{path}: made with {record['source']!r} as source number "
+                         f"{record['s_index']}, this build has it as number {s_index} (another "
+                         "list of sources); its shard cannot be regenerated. " + rebuild)
+    found = {"kernel size": (record["kernel_size"], int(kernel.shape[0])),
+             "image shape": (record["shape"], list(blurred.shape)),
+             "blurred image sha256": (record["blurred_sha256"], _image_sha256(blurred)),
+             "window count": (record["windows"], len(boxes)),
+             "trivial score": (record["trivial"], _trivial(kernel))}
+    for what, (stored, regenerated) in found.items():
+        if stored != regenerated:
+            raise ValueError(f"{path}: the {what} regenerated from the seed ({regenerated}) is "
+                             f"not the one in the label file ({stored}). " + rebuild)
+    sims = np.asarray(record["similarity"], dtype=np.float32).astype(np.float64)
+    if sims.shape != (len(boxes),):
+        raise ValueError(f"{path} holds {sims.size} similarities for {len(boxes)} windows.")
+    return sims
 
 
 def build(out, *, sources=None, kernels_per_crop=4, crops_per_source=2, crop=448, size=228,
           stride=20, kernel_sizes=(11, 55), noise_sigma=2 / 255, threshold=0.75, margin=0.1,
-          max_trivial=0.6, seed=0, device=None, batch=64, iterations=3, log=print):
+          max_trivial=0.6, seed=0, device=None, batch=64, iterations=3, labels_dir=None,
+          log=print):
     """Build (or resume) the training set in the folder ``out``.
 
     Parameters
@@ -192,6 +324,16 @@ def build(out, *, sources=None, kernels_per_crop=4, crops_per_source=2, crop=448
         same shards).
     device, batch, iterations
         For the kernel estimation: device, windows per batch, iterations per level.
+    labels_dir : path-like, optional
+        Folder of label files (see the module notes): a shard missing from ``out`` is rebuilt
+        from its label file there without estimation; a shard labelled by estimation, or found
+        in ``out`` without a label file, gets one.
+
+    Raises
+    ------
+    ValueError
+        When a label file was made with other settings (naming the differing keys), or does
+        not match its regenerated shard (another numpy, torch or blur version).
 
     Returns
     -------
@@ -200,6 +342,9 @@ def build(out, *, sources=None, kernels_per_crop=4, crops_per_source=2, crop=448
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    if labels_dir is not None:
+        labels_dir = Path(labels_dir)
+        labels_dir.mkdir(parents=True, exist_ok=True)
     if sources is None:
         sources = sharp_sources()
     images = dict(sources) if isinstance(sources, dict) else {}
@@ -227,23 +372,44 @@ def build(out, *, sources=None, kernels_per_crop=4, crops_per_source=2, crop=448
                 path = out / f"{name}_c{c_index}_k{k_index}.npz"
                 shard_gen = np.random.default_rng([seed, s_index, c_index, k_index])
                 kernel = random_kernel(shard_gen, kernel_sizes, max_trivial)
-                if path.exists():
+                label_path = None if labels_dir is None else labels_dir / f"{path.stem}.json"
+                have_labels = label_path is not None and label_path.exists()
+                if have_labels:
+                    record = _read_labels(label_path, config)
+                if path.exists() and (label_path is None or have_labels):
                     continue
-                blurred = blur(sharp, kernel, noise_sigma=noise_sigma, rng=shard_gen)
+                # on the CPU whatever the estimation's device: label files name its sha256
+                blurred = blur(sharp, kernel, noise_sigma=noise_sigma, rng=shard_gen,
+                               device="cpu")
                 boxes = grid_boxes(blurred.shape, size, stride)
-                t0 = time.perf_counter()
-                sims, trivial, labels = label_windows(blurred, kernel, boxes,
-                                                      threshold=threshold, margin=margin,
-                                                      batch=batch, device=device,
-                                                      iterations=iterations)
-                seconds = time.perf_counter() - t0
-                np.savez_compressed(path, blurred=blurred.astype(np.float16), kernel=kernel,
-                                    boxes=boxes, similarity=sims, trivial=trivial,
-                                    labels=labels, source=name, split=split[name],
-                                    seconds=seconds)
+                ids = {"source": name, "s_index": s_index, "c_index": c_index,
+                       "k_index": k_index}
+                if path.exists():  # a shard without a label file: write one from the shard
+                    _labels_from_shard(path, label_path, ids, config, kernel, blurred)
+                    log(f"{label_path.name}: labels written from the shard {path.name}")
+                    continue
+                trivial = _trivial(kernel)
+                if have_labels:
+                    sims = _check_labels(label_path, record, s_index=s_index, kernel=kernel,
+                                         blurred=blurred, boxes=boxes)
+                    labels, seconds = _labels(sims, trivial, threshold, margin), record["seconds"]
+                else:
+                    t0 = time.perf_counter()
+                    sims, trivial, labels = label_windows(blurred, kernel, boxes,
+                                                          threshold=threshold, margin=margin,
+                                                          batch=batch, device=device,
+                                                          iterations=iterations)
+                    seconds = time.perf_counter() - t0
+                    if label_path is not None:  # first the label file: it outlives the shard
+                        _write_labels(label_path, ids, config, kernel, blurred, sims, seconds,
+                                      estimated_with=_provenance(device, batch))
+                _save_shard(path, blurred=blurred.astype(np.float16), kernel=kernel,
+                            boxes=boxes, similarity=sims, trivial=trivial, labels=labels,
+                            source=name, split=split[name], seconds=seconds)
+                how = (f"from {label_path.name}" if have_labels else
+                       f"{seconds:.1f} s ({seconds / len(boxes):.2f} s per window)")
                 log(f"{path.name}: {len(boxes)} windows, kernel {kernel.shape[0]}, "
-                    f"{labels.mean():.0%} good, {seconds:.1f} s "
-                    f"({seconds / len(boxes):.2f} s per window)")
+                    f"{labels.mean():.0%} good, {how}")
     return config
 
 
@@ -275,6 +441,9 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default=None)
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--labels", default=None, metavar="DIR",
+                    help="label-file folder: shards missing from OUT are rebuilt from their "
+                         "label files without estimation, new labels are written there")
     args = ap.parse_args(argv)
     if args.threads:
         import torch
@@ -283,7 +452,7 @@ def main(argv=None):
     build(args.out, sources=sharp_sources(text_pages=args.text_pages),
           kernels_per_crop=args.kernels_per_crop, crops_per_source=args.crops_per_source,
           crop=args.crop, batch=args.batch, iterations=args.iterations, seed=args.seed,
-          device=args.device)
+          device=args.device, labels_dir=args.labels)
 
 
 if __name__ == "__main__":
