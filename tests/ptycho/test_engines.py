@@ -4,6 +4,8 @@ Small problems only (a 72 x 72 object, 24 x 24 probe, 25 positions), so the modu
 few seconds.
 """
 
+import dataclasses
+
 import numpy as np
 import pytest
 from skimage import data
@@ -202,6 +204,39 @@ def test_snapshots_results_and_continuation(problem):
     more = ptycho.reconstruct(data, iterations=5, start=result, seed=2)
     assert more.iteration == 12
     assert more.error < result.error
+
+
+@pytest.mark.parametrize("options", [
+    # the automatic schedule and its momentum: on this noisy data the batches grow after
+    # the stop (4 -> 9 -> 25 positions by iteration 40), then the rates are halved
+    {"modes": 2},
+    {"position_refinement": "adam", "refine_start": 3},  # Adam's moments, shifted positions
+])
+def test_continuation_computes_what_the_uninterrupted_run_does(problem, options):
+    obj, probe, pos, data, _ = problem
+    if "position_refinement" in options:
+        offsets = np.random.default_rng(8).normal(0, 1.0, pos.shape)
+        data = ptycho.PtychoData(data.patterns, pos + offsets, data.geometry)
+    else:
+        data = ptycho.simulate(obj, probe, pos, photons=1e3, rng=0)
+    common = {"seed": 4, "device": "cpu", **options}
+    whole = ptycho.reconstruct(data, iterations=60, **common)
+    first = ptycho.reconstruct(data, iterations=25, **common)
+    rest = ptycho.reconstruct(data, iterations=35, start=first, **common)
+    assert rest.iteration == 60
+    if "modes" in options:
+        assert first.state["batch_size"] < rest.state["batch_size"] == 25
+        assert rest.state["step_scale"] < 1
+    np.testing.assert_array_equal(rest.obj, whole.obj)
+    np.testing.assert_array_equal(rest.probe_modes, whole.probe_modes)
+    np.testing.assert_array_equal(rest.positions_px, whole.positions_px)
+    np.testing.assert_array_equal(np.concatenate([first.errors, rest.errors]), whole.errors)
+    # without the state (a snapshot made elsewhere, e.g. read from a file) it starts afresh:
+    # the small first batches and a new momentum, so the run differs
+    bare = dataclasses.replace(first, state=None)
+    fresh = ptycho.reconstruct(data, iterations=35, start=bare, **common)
+    assert fresh.iteration == 60
+    assert not np.array_equal(fresh.obj, whole.obj)
 
 
 def test_divergence_stops_with_a_clear_error(problem):

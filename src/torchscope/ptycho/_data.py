@@ -159,6 +159,9 @@ class Snapshot:
         The data error of this iteration (normalised amplitude misfit).
     occupancies : ndarray, (modes,) float
         Fraction of the total probe power in each mode.
+    state : dict or None
+        The engine's internal state (host copies), for continuing with ``start=`` exactly
+        where this snapshot was taken; not part of the public data.
     """
 
     iteration: int
@@ -167,6 +170,7 @@ class Snapshot:
     positions_px: np.ndarray
     error: float
     occupancies: np.ndarray | None = None
+    state: dict | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass

@@ -324,13 +324,17 @@ class _Engine:
                 self.set_batch_size(math.ceil(self.n_pos / count))
             self.phase_start = len(history)
 
-    def set_batch_size(self, batch_size):
-        """Group the positions into batches of ``batch_size`` whose windows overlap least."""
+    def set_batch_size(self, batch_size, groups=None):
+        """Group the positions into batches of ``batch_size`` whose windows overlap least (or
+        as ``groups``, a (batches, disjoint) pair that an earlier run made)."""
         torch = self.torch
         ny, nx = self.win
         gap = 8.0 if self.refinement else 0.0  # refined positions may drift towards each other
-        positions = self.positions.cpu().numpy()
-        batches, disjoint = _groups(positions, (ny + gap, nx + gap), batch_size, self.seed)
+        if groups is None:
+            positions = self.positions.cpu().numpy()
+            groups = _groups(positions, (ny + gap, nx + gap), batch_size, self.seed)
+        batches, disjoint = groups
+        self.groups = groups
         self.batch_size = batch_size
         self.batches = [torch.as_tensor(b, device=self.dev) for b in batches]
         self.batch_amp = [self.amp[b] for b in self.batches]  # patterns in batch order
@@ -607,6 +611,51 @@ class _Engine:
         corner = torch.minimum(torch.clamp(corner, min=0.0), self.corner_max)
         self.positions = corner - self.base
 
+    def state(self):
+        """What a continuation needs besides object, probe modes and positions to go on as if
+        it had never stopped (host copies; see :meth:`restore`)."""
+        def host(t):
+            return None if t is None else t.cpu().numpy().copy()
+
+        state = {
+            "probe": host(self.probe), "seed": self.seed, "generator": host(self.gen.get_state()),
+            "auto_batches": self.auto_batches, "batch_size": self.batch_size,
+            "groups": self.groups, "history": list(self.history),
+            "phase_start": self.phase_start, "step_scale": self.step_scale,
+            "velocity": host(self.velocity),
+            "refinement": self.refinement, "refine_start": self.refine_start,
+        }
+        if self.refinement == "adam":
+            state["adam"] = (host(self.adam_m), host(self.adam_v), self.adam_t)
+        return state
+
+    def restore(self, state):
+        """Take up the parts of ``state`` (from :meth:`state`) that fit this run's options: the
+        unorthogonalised probe when the modes are the same, the automatic schedule's progress
+        when both runs use it, the object's velocity when both use momentum, the refinement's
+        start and Adam's moments when the refinement is the same, and the random order of the
+        batches when the seed is the same. With the same options, the continuation computes
+        exactly what the uninterrupted run would have."""
+        torch = self.torch
+        if state["probe"].shape == tuple(self.probe.shape):
+            self.probe = torch.as_tensor(state["probe"], device=self.dev)
+        if self.auto_batches and state["auto_batches"]:
+            self.set_batch_size(state["batch_size"], state["groups"])
+            self.history = list(state["history"])
+            self.phase_start = state["phase_start"]
+            self.step_scale = state["step_scale"]
+        velocity = state["velocity"]
+        if self.momentum and velocity is not None and velocity.shape == tuple(self.obj.shape):
+            self.velocity = torch.as_tensor(velocity, device=self.dev)
+        if self.refinement is not None and self.refinement == state["refinement"]:
+            self.refine_start = state["refine_start"]
+            if "adam" in state:
+                m, v, self.adam_t = state["adam"]
+                self.adam_m = torch.as_tensor(m, device=self.dev)
+                self.adam_v = torch.as_tensor(v, device=self.dev)
+        if self.seed == state["seed"]:
+            self.gen.set_state(torch.as_tensor(state["generator"]))
+
     def snapshot(self, error):
         from torchscope.ptycho._probe import orthogonalize_modes
 
@@ -626,6 +675,7 @@ class _Engine:
             positions_px=self.positions.cpu().numpy().astype(np.float64),
             error=float(error),
             occupancies=occ.cpu().numpy().astype(np.float64),
+            state=self.state(),
         )
 
 
@@ -689,6 +739,8 @@ def _prepare(data, *, engine, modes, alpha_obj, alpha_probe, beta, gamma, probe,
     )
     engine_obj.iteration = iteration0
     engine_obj.refine_start = iteration0 + refine_start
+    if start is not None and start.state is not None:
+        engine_obj.restore(start.state)
     options = dict(engine=engine, modes=modes, **opts, position_refinement=position_refinement,
                    refine_step=refine_step, refine_start=refine_start, batch_size=batch_size,
                    momentum=engine_obj.momentum, orthogonalize_every=orthogonalize_every,
@@ -754,8 +806,11 @@ def iterate(data, *, engine="rpie", modes=None, alpha_obj=None, alpha_probe=None
         Shape of the object when ``obj`` is not given. Default: just large enough for all
         windows (plus a margin for refinement).
     start : Snapshot or Result, optional
-        Continue from a previous snapshot: its object, probe modes and positions (and iteration
-        count). Adam's moments start afresh.
+        Continue from a previous snapshot: its object, probe modes and positions, its iteration
+        count, and the engine's state at that point (the automatic schedule's progress, the
+        momentum, the refinement's Adam moments, the random order of the batches) where the
+        options allow, so that with the same options the continuation computes what the run
+        would have computed without the stop.
     iterations : int, optional
         Stop after this many iterations (the last one always yields). ``None``: run until the
         caller stops.
