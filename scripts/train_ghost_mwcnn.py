@@ -212,6 +212,11 @@ def main(argv=None):
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--device", default="cpu",
+                    help="where to train (cpu, cuda, ...); the card's figures are measured on the cpu")
+    ap.add_argument("--channels", default="16,32,64,128",
+                    help="feature maps per wavelet level, comma-separated (the shipped network's)")
+    ap.add_argument("--lr", type=float, default=1e-3, help="Adam's initial learning rate")
     ap.add_argument("--out", default=str(ROOT / "src/torchscope/ghost/weights"))
     ap.add_argument("--evaluate-only", action="store_true",
                     help="load the weight file in --out and rewrite its model card")
@@ -226,9 +231,15 @@ def main(argv=None):
     out.mkdir(parents=True, exist_ok=True)
     weights = out / f"{NAME}.safetensors"
     card = out / f"{NAME}.md"
+    channels = tuple(int(c) for c in args.channels.split(","))
     command = ("nice -n 10 .venv/bin/python scripts/train_ghost_mwcnn.py "
                f"--steps {args.steps} --batch-size {args.batch_size} --seed {args.seed} "
                f"--threads {args.threads}")
+    for flag, value, default in (("--device", args.device, "cpu"),
+                                 ("--channels", args.channels, "16,32,64,128"),
+                                 ("--lr", args.lr, 1e-3)):
+        if value != default:
+            command += f" {flag} {value}"
 
     if args.evaluate_only:
         model = ghost.load_mwcnn(weights, device="cpu")
@@ -244,7 +255,8 @@ def main(argv=None):
                 shares.append(SIZE_SHARE[n] * share)
         t0 = time.perf_counter()
         gen = ghost.train_mwcnn(sets, steps=args.steps, batch_size=args.batch_size,
-                                seed=args.seed, device="cpu", weights=shares)
+                                seed=args.seed, device=args.device, weights=shares,
+                                channels=channels, lr=args.lr)
         avg = None
         while True:
             try:
@@ -259,7 +271,9 @@ def main(argv=None):
                       f"{el / 60:.1f} min, eta {el / prog.step * (prog.steps - prog.step) / 60:.1f} "
                       "min", flush=True)
         seconds = time.perf_counter() - t0
-        trained = (f"{TRAINED} {platform.machine()} CPU, torch {torch.__version__}, "
+        model = model.cpu()
+        where = "CPU" if args.device == "cpu" else f"{args.device} (device), with the CPU's"
+        trained = (f"{TRAINED} {platform.machine()} {where}, torch {torch.__version__}, "
                    f"{args.threads} thread(s), in {seconds / 60:.1f} min of wall-clock time "
                    f"(load average {os.getloadavg()[0]:.1f} at the end: the 2-core machine is "
                    "shared).")
