@@ -1,14 +1,13 @@
 """Using a trained model: probabilities, reconstructions, feature maps, occlusion sensitivity."""
 
 import copy
-import numbers
 
 import numpy as np
 import torch
 
 from torchscope.alzheimer._networks import LAYERS
 from torchscope.alzheimer._train import Trained
-from torchscope.backend import get_device
+from torchscope.backend import check_int, get_device
 
 
 def _check_model(model):
@@ -205,9 +204,8 @@ def occlusion_map(model, slice_, *, patch=16, stride=8, fill=None, units="probab
     if not single:
         raise ValueError(f"slice_ must be one 2-D slice, got shape {np.shape(slice_)}.")
     h, w = a.shape[1:]
-    for name, value in (("patch", patch), ("stride", stride)):
-        if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+    patch = check_int("patch", patch, 1, type_error=ValueError)
+    stride = check_int("stride", stride, 1, type_error=ValueError)
     if patch > min(h, w):
         raise ValueError(f"patch={patch} is larger than the slice {a.shape[1:]}.")
     if stride > patch:

@@ -5,6 +5,8 @@ import numbers
 
 import numpy as np
 
+from torchscope.backend import check_real
+
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class Split:
@@ -45,12 +47,6 @@ def check_disjoint(split):
                     "be by subject (re-scans included)."
                 )
             seen[subject] = name
-
-
-def _fraction(value, name):
-    if not isinstance(value, numbers.Real) or isinstance(value, bool) or not 0 <= value < 1:
-        raise ValueError(f"{name} must be a fraction in [0, 1), got {value!r}.")
-    return float(value)
 
 
 def _strata(labels, sex, age):
@@ -104,8 +100,8 @@ def subject_split(cohort, *, test=0.3, val=0.2, seed=None):
     -------
     Split
     """
-    test = _fraction(test, "test")
-    val = _fraction(val, "val")
+    test = check_real("test", test, 0, 1, high_open=True, type_error=ValueError)
+    val = check_real("val", val, 0, 1, high_open=True, type_error=ValueError)
     rng = np.random.default_rng(seed)
     subjects, first = np.unique(cohort.subjects, return_index=True)
     labels = np.empty(len(subjects), int)

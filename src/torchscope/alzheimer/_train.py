@@ -23,7 +23,7 @@ from torch import nn
 from torchscope.alzheimer import _networks
 from torchscope.alzheimer._cohort import Cohort
 from torchscope.alzheimer._split import Split, subject_split
-from torchscope.backend import device_name, get_device
+from torchscope.backend import check_int, check_real, device_name, get_device
 
 STAGES = ("autoencoder", "classifier_frozen", "classifier_finetune")
 
@@ -108,19 +108,6 @@ class TrainProgress:
 
 
 # ----------------------------------------------------------------------------------- helpers
-def _positive_int(value, name, zero=False):
-    low = 0 if zero else 1
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}.")
-    return int(value)
-
-
-def _positive(value, name):
-    if not isinstance(value, numbers.Real) or isinstance(value, bool) or not value > 0:
-        raise ValueError(f"{name} must be a positive number, got {value!r}.")
-    return float(value)
-
-
 def normalisation(slices):
     """Mean and SD of all pixels of ``slices`` (the training slices), as Python floats."""
     x = np.asarray(slices, dtype=np.float64)
@@ -243,15 +230,15 @@ def iterate_train(cohort_or_split, *, epochs_ae=100, epochs_clf=60, epochs_finet
     current stage ends, later stages are skipped, and the ``"done"`` snapshot follows with the
     best weights found so far (``history["stopped"]`` is then true).
     """
-    epochs_ae = _positive_int(epochs_ae, "epochs_ae", zero=True)
-    epochs_clf = _positive_int(epochs_clf, "epochs_clf", zero=True)
-    epochs_finetune = _positive_int(epochs_finetune, "epochs_finetune", zero=True)
-    batch_size = _positive_int(batch_size, "batch_size")
-    batch_size_clf = _positive_int(batch_size_clf, "batch_size_clf")
-    patience = _positive_int(patience, "patience")
-    lrs = {k: _positive(v, k) for k, v in
+    epochs_ae = check_int("epochs_ae", epochs_ae, 0, type_error=ValueError)
+    epochs_clf = check_int("epochs_clf", epochs_clf, 0, type_error=ValueError)
+    epochs_finetune = check_int("epochs_finetune", epochs_finetune, 0, type_error=ValueError)
+    batch_size = check_int("batch_size", batch_size, 1, type_error=ValueError)
+    batch_size_clf = check_int("batch_size_clf", batch_size_clf, 1, type_error=ValueError)
+    patience = check_int("patience", patience, 1, type_error=ValueError)
+    lrs = {k: check_real(k, v, 0, np.inf, low_open=True, type_error=ValueError) for k, v in
            (("lr_ae", lr_ae), ("lr_clf", lr_clf), ("lr_finetune", lr_finetune))}
-    widths = tuple(_positive_int(w, "widths") for w in widths)
+    widths = tuple(check_int("widths", w, 1, type_error=ValueError) for w in widths)
     if len(widths) != 3:
         raise ValueError(f"widths must be three channel counts, got {widths!r}.")
     if seed is None:

@@ -26,6 +26,9 @@ Registration
 FFT and blur kernels
     :func:`fft_convolve`, :func:`psf2otf` / :func:`otf2psf` (kernel to transfer function and
     back), :func:`fft_size`, :func:`pad_periodic`.
+Argument checks
+    :func:`check_int`, :func:`check_real` and :func:`check_choice` validate scalar options and
+    raise with a message that names the argument, what was given and what is accepted.
 
 Nothing here imports torch at import time.
 """
@@ -44,6 +47,7 @@ from torchscope.backend._memory import (
 )
 from torchscope.backend._convert import compute_dtype, to_numpy, to_tensor
 from torchscope.backend._blocks import compute_blocks
+from torchscope.backend._checks import check_choice, check_int, check_real
 from torchscope.backend._registration import register_subpixel
 from torchscope.backend._fft import (
     fft_convolve,
@@ -54,6 +58,9 @@ from torchscope.backend._fft import (
 )
 
 __all__ = [
+    "check_choice",
+    "check_int",
+    "check_real",
     "compute_blocks",
     "DeviceError",
     "DeviceMemoryError",

@@ -14,6 +14,7 @@ import math
 
 import numpy as np
 
+from torchscope.backend._checks import check_choice, check_int
 from torchscope.backend._device import get_device
 
 _NORMALIZATIONS = ("phase", None)
@@ -259,13 +260,9 @@ def register_subpixel(reference, moving, *, upsample=100, normalization="phase",
     """
     import torch
 
-    if isinstance(upsample, bool) or not isinstance(upsample, (int, np.integer)) or upsample < 1:
-        raise ValueError(f"upsample must be a positive integer, got {upsample!r}")
-    upsample = int(upsample)
-    if normalization not in _NORMALIZATIONS:
-        raise ValueError(f"normalization must be 'phase' or None, got {normalization!r}")
-    if space not in _SPACES:
-        raise ValueError(f"space must be 'real' or 'fourier', got {space!r}")
+    upsample = check_int("upsample", upsample, 1, type_error=ValueError)
+    check_choice("normalization", normalization, _NORMALIZATIONS)
+    check_choice("space", space, _SPACES)
     dev = get_device(device)
     shapes = [tuple(np.shape(reference)), tuple(np.shape(moving))]
     for name, shape in zip(("reference", "moving"), shapes):

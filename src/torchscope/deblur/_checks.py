@@ -1,40 +1,12 @@
 """Input checks and intensity scaling shared by the deblur functions."""
 
-import numbers
-
 import numpy as np
+
+# the scalar checks live in the backend; re-exported for the deblur modules that import them here
+from torchscope.backend import check_choice, check_int, check_real  # noqa: F401
 
 # luminance weights of ITU-R BT.709, as skimage.color.rgb2gray uses them
 _LUMA = np.array([0.2125, 0.7154, 0.0721])
-
-
-def check_int(name, value, low, high=None, *, odd=False):
-    """An integer option, validated (bools are refused)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}.")
-    value = int(value)
-    if value < low or (high is not None and value > high) or (odd and value % 2 == 0):
-        what = "an odd integer" if odd else "an integer"
-        span = f">= {low}" if high is None else f"in [{low}, {high}]"
-        raise ValueError(f"{name}={value}: expected {what} {span}.")
-    return value
-
-
-def check_real(name, value, low, high=np.inf, *, low_open=False):
-    """A real option in ``[low, high]`` (or ``(low, high]``), validated."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}.")
-    value = float(value)
-    if not ((value > low if low_open else value >= low) and value <= high):
-        lo = "(" if low_open else "["
-        raise ValueError(f"{name}={value}: expected a value in {lo}{low}, {high}].")
-    return value
-
-
-def check_choice(name, value, choices):
-    if not isinstance(value, str) or value not in choices:
-        raise ValueError(f"{name}={value!r}; accepted: {tuple(choices)}.")
-    return value
 
 
 def as_real_array(name, value, ndims):

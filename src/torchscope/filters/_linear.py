@@ -24,6 +24,7 @@ import numbers
 
 import numpy as np
 
+from torchscope.backend import check_real
 from torchscope.filters._core import (
     apply,
     border_index,
@@ -260,7 +261,7 @@ def laplacian_of_gaussian(image, sigma, *, spacing=None, mode="reflect", truncat
     sigmas = to_pixels(sigma, ndim, spacing, "sigma")
     if min(sigmas) <= 0:
         raise ValueError(f"sigma={sigma!r} must be > 0 on every axis for a Laplacian of Gaussian.")
-    truncate = _check_truncate(truncate)
+    truncate = check_real("truncate", truncate, 0, low_open=True, type_error=ValueError)
     smooth = [_gaussian_weights(s, truncate) for s in sigmas]
     second = [_gaussian_weights(s, truncate, order=2) for s in sigmas]
 
@@ -341,17 +342,6 @@ def sobel(image, *, axis=None, mode="reflect", device=None):
 
 
 # --------------------------------------------------------------------------- validation, kernels
-def _check_truncate(truncate):
-    if (
-        not isinstance(truncate, numbers.Real)
-        or isinstance(truncate, bool)
-        or not math.isfinite(truncate)
-        or truncate <= 0
-    ):
-        raise ValueError(f"truncate={truncate!r} must be a finite number > 0.")
-    return float(truncate)
-
-
 def _check_axes(axis, ndim):
     """``axis`` (None, an int or a sequence of ints) as a tuple of axes in ``range(ndim)``."""
     if axis is None:
@@ -376,7 +366,7 @@ def _check_axes(axis, ndim):
 def _gaussian_kernels(image, sigma, spacing, truncate, name):
     """Per-axis Gaussian weights for ``sigma`` (``None`` for an axis that is not smoothed)."""
     sigmas = to_pixels(sigma, image.ndim, spacing, name)
-    truncate = _check_truncate(truncate)
+    truncate = check_real("truncate", truncate, 0, low_open=True, type_error=ValueError)
     return [_gaussian_weights(s, truncate) if s > 1e-15 else None for s in sigmas]
 
 

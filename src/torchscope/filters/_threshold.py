@@ -18,7 +18,7 @@ import numbers
 
 import numpy as np
 
-from torchscope.backend import compute_dtype, get_device, on_device, to_numpy, to_tensor
+from torchscope.backend import check_int, compute_dtype, get_device, on_device, to_numpy, to_tensor
 from torchscope.filters._core import apply, check_image, is_dask
 
 THRESHOLD_METHODS = ("otsu", "li", "yen", "triangle", "isodata", "mean")
@@ -62,7 +62,7 @@ def histogram(image, bins=256, *, device=None):
     block.
     """
     image = check_image(image)
-    bins = _check_bins(bins)
+    bins = check_int("bins", bins, 1)
     return _on_pixels(_histogram, image, bins, device=device)
 
 
@@ -196,14 +196,6 @@ def _check_method(method):
     raise TypeError(
         f"method must be one of {THRESHOLD_METHODS} or a number, got {type(method).__name__}."
     )
-
-
-def _check_bins(bins):
-    if isinstance(bins, bool) or not isinstance(bins, numbers.Integral):
-        raise TypeError(f"bins must be a positive integer, got {bins!r}.")
-    if bins < 1:
-        raise ValueError(f"bins={bins} must be at least 1.")
-    return int(bins)
 
 
 # --------------------------------------------------------------------------- pixels and reductions

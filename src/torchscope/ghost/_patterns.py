@@ -11,6 +11,8 @@ import numbers
 
 import numpy as np
 
+from torchscope.backend import check_int, check_real
+
 ORDERS = ("natural", "sequency", "zigzag", "cake_cutting")
 KINDS = ("binary", "differential")
 
@@ -70,11 +72,7 @@ def pattern_indices(n, order):
 
 def n_patterns(ratio, total):
     """Number of patterns for a sampling ``ratio`` of ``total`` (validated)."""
-    if isinstance(ratio, bool) or not isinstance(ratio, numbers.Real):
-        raise TypeError(f"ratio must be a real number in (0, 1], got {type(ratio).__name__}.")
-    ratio = float(ratio)
-    if not 0.0 < ratio <= 1.0:
-        raise ValueError(f"ratio={ratio}: the sampling ratio M / n**2 must lie in (0, 1].")
+    ratio = check_real("ratio", ratio, 0, 1, low_open=True)
     return max(1, int(round(ratio * total)))
 
 
@@ -146,11 +144,9 @@ def speckle_patterns(n, m, *, grain=1.0, rng=None):
     """
     import scipy.ndimage as ndi
 
-    for name, val, low in (("n", n, 2), ("m", m, 1)):
-        if isinstance(val, bool) or not isinstance(val, numbers.Integral) or val < low:
-            raise ValueError(f"{name}={val!r}: expected an integer >= {low}.")
-    if isinstance(grain, bool) or not isinstance(grain, numbers.Real) or not grain >= 0:
-        raise ValueError(f"grain={grain!r}: expected a feature size in pixels >= 0.")
+    check_int("n", n, 2, type_error=ValueError)
+    check_int("m", m, 1, type_error=ValueError)
+    check_real("grain", grain, 0, np.inf, type_error=ValueError)
     gen = np.random.default_rng(rng)
     field = gen.standard_normal((int(m), int(n), int(n)))
     if grain > 1:

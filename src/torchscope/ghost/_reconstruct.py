@@ -21,7 +21,7 @@ import numbers
 
 import numpy as np
 
-from torchscope.backend import compute_dtype, get_device, to_numpy, to_tensor
+from torchscope.backend import check_int, check_real, compute_dtype, get_device, to_numpy, to_tensor
 from torchscope.ghost._plan import get_plan, make_frame
 
 METHODS = ("gi", "dgi", "pinv", "tv", "mwcnn")
@@ -229,18 +229,6 @@ def _tv_steps(frame, lam, iterations, every):
             last = x.clone()
 
 
-def _check_int(name, value, low):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        raise ValueError(f"{name}={value!r}: expected an integer >= {low}.")
-    return int(value)
-
-
-def _check_lam(lam):
-    if isinstance(lam, bool) or not isinstance(lam, numbers.Real) or not lam >= 0:
-        raise ValueError(f"lam={lam!r}: expected a regularisation weight >= 0.")
-    return float(lam)
-
-
 # ---------------------------------------------------------------------------------- public
 def iterate(buckets, patterns, *, method="tv", every=10, device=None, **options):
     """Run an iterative reconstruction step by step, yielding a :class:`Snapshot` every ``every``.
@@ -269,9 +257,9 @@ def iterate(buckets, patterns, *, method="tv", every=10, device=None, **options)
             raise ValueError(f"method={method!r} is not iterative; iterate() runs 'tv'. Use "
                              "reconstruct() for it.")
         raise ValueError(f"method={method!r}; accepted: {METHODS}.")
-    every = _check_int("every", every, 1)
-    lam = _check_lam(options.get("lam", 0.02))
-    iterations = _check_int("iterations", options.get("iterations", 200), 1)
+    every = check_int("every", every, 1, type_error=ValueError)
+    lam = check_real("lam", options.get("lam", 0.02), 0, np.inf, type_error=ValueError)
+    iterations = check_int("iterations", options.get("iterations", 200), 1, type_error=ValueError)
     import torch
 
     with torch.no_grad():

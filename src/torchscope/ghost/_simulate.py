@@ -1,19 +1,8 @@
 """The x-ray single-pixel measurement: masks with finite contrast and flaws, Poisson counting."""
 
-import numbers
-
 import numpy as np
 
-
-def _check_real(name, value, low, high=np.inf, *, low_open=False):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}.")
-    value = float(value)
-    ok = (value > low if low_open else value >= low) and value <= high
-    if not ok:
-        lo = "(" if low_open else "["
-        raise ValueError(f"{name}={value}: expected a value in {lo}{low}, {high}].")
-    return value
+from torchscope.backend import check_real
 
 
 def check_patterns(patterns, name="patterns"):
@@ -86,12 +75,11 @@ def simulate_buckets(obj, patterns, *, modulation_depth=1.0, mask_error=0.0, blu
         raise ValueError(f"obj has shape {o.shape} but the masks are {p.shape[1:]}; the last two "
                          "axes of obj must match the mask size.")
     o = o.astype(np.float64, copy=False)
-    depth = _check_real("modulation_depth", modulation_depth, 0.0, 1.0, low_open=True)
-    mask_error = _check_real("mask_error", mask_error, 0.0)
-    blur = _check_real("blur", blur, 0.0)
-    read_noise = _check_real("read_noise", read_noise, 0.0)
-    if photons is not None:
-        photons = _check_real("photons", photons, 0.0, low_open=True)
+    depth = check_real("modulation_depth", modulation_depth, 0, 1, low_open=True)
+    mask_error = check_real("mask_error", mask_error, 0, np.inf)
+    blur = check_real("blur", blur, 0, np.inf)
+    read_noise = check_real("read_noise", read_noise, 0, np.inf)
+    photons = check_real("photons", photons, 0, np.inf, low_open=True, allow_none=True)
     gen = np.random.default_rng(rng)
 
     m, h, w = p.shape

@@ -431,16 +431,14 @@ def train_mwcnn(patterns, *, steps=2000, batch_size=16, seed=None, device=None, 
 
     import torch
 
-    from torchscope.backend import get_device
+    from torchscope.backend import check_int, check_real, get_device
     from torchscope.ghost._mwcnn import MWCNN, _check_model
     from torchscope.ghost._plan import get_plan
-    from torchscope.ghost._reconstruct import _check_int
 
-    steps = _check_int("steps", steps, 1)
-    batch_size = _check_int("batch_size", batch_size, 1)
-    group = _check_int("group", group, 1)
-    if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not lr > 0:
-        raise ValueError(f"lr={lr!r}: expected a learning rate > 0.")
+    steps = check_int("steps", steps, 1, type_error=ValueError)
+    batch_size = check_int("batch_size", batch_size, 1, type_error=ValueError)
+    group = check_int("group", group, 1, type_error=ValueError)
+    lr = check_real("lr", lr, 0, np.inf, low_open=True, type_error=ValueError)
     options = {
         "modulation_depth": _range("modulation_depth", modulation_depth, 1e-3, 1.0),
         "mask_error": _range("mask_error", mask_error, 0.0, 1.0),

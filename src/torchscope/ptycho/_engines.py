@@ -50,7 +50,7 @@ from numbers import Integral, Real
 
 import numpy as np
 
-from torchscope.backend import device_name, get_device
+from torchscope.backend import check_choice, check_int, check_real, device_name, get_device
 from torchscope.ptycho._data import PtychoData, Result, Snapshot
 from torchscope.ptycho._frames import check_object, check_probe, window_corners
 
@@ -92,27 +92,8 @@ class DivergenceError(FloatingPointError):
     """A reconstruction produced NaN or infinite values."""
 
 
-# ----------------------------------------------------------------------------------- checks
-
-def _check_fraction(name, value, *, low=0.0, high=1.0, low_open=False):
-    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a number in {'(' if low_open else '['}{low}, {high}], got {value!r}")
-    if (value <= low if low_open else value < low) or value > high:
-        raise ValueError(f"{name} must be in {'(' if low_open else '['}{low}, {high}], got {value!r}")
-    return float(value)
-
-
-def _check_int(name, value, low, *, allow_none=False):
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, Integral) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}{' or None' if allow_none else ''}, got {value!r}")
-    return int(value)
-
-
 def _resolve_options(engine, alpha_obj, alpha_probe, beta, gamma):
-    if engine not in ENGINES:
-        raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
+    check_choice("engine", engine, ENGINES)
     d = DEFAULTS[engine]
     if engine == "epie":
         for name, value in (("beta", beta), ("gamma", gamma)):
@@ -127,10 +108,10 @@ def _resolve_options(engine, alpha_obj, alpha_probe, beta, gamma):
         "beta": d["beta"] if beta is None else beta,
         "gamma": d["gamma"] if gamma is None else gamma,
     }
-    opts["alpha_obj"] = _check_fraction("alpha_obj", opts["alpha_obj"], high=2.0, low_open=True)
-    opts["alpha_probe"] = _check_fraction("alpha_probe", opts["alpha_probe"], high=2.0)
-    opts["beta"] = _check_fraction("beta", opts["beta"], low_open=True)
-    opts["gamma"] = _check_fraction("gamma", opts["gamma"], low_open=True)
+    for name, high, low_open in (("alpha_obj", 2, True), ("alpha_probe", 2, False),
+                                 ("beta", 1, True), ("gamma", 1, True)):
+        opts[name] = check_real(name, opts[name], 0, high, low_open=low_open,
+                                type_error=ValueError)
     return opts
 
 
@@ -687,24 +668,20 @@ def _prepare(data, *, engine, modes, alpha_obj, alpha_probe, beta, gamma, probe,
     if not isinstance(data, PtychoData):
         raise TypeError(f"data must be a PtychoData, got {type(data).__name__}")
     opts = _resolve_options(engine, alpha_obj, alpha_probe, beta, gamma)
-    if position_refinement not in REFINEMENTS:
-        raise ValueError(f"position_refinement must be one of {REFINEMENTS}, got {position_refinement!r}")
+    check_choice("position_refinement", position_refinement, REFINEMENTS)
     if refine_step is None and position_refinement is not None:
         refine_step = REFINE_STEP[position_refinement]
-    if refine_step is not None:
-        if isinstance(refine_step, bool) or not isinstance(refine_step, Real) or not (
-                math.isfinite(refine_step) and refine_step > 0):
-            raise ValueError(f"refine_step must be a positive number, got {refine_step!r}")
-        refine_step = float(refine_step)
-    refine_start = _check_int("refine_start", refine_start, 0)
-    batch_size = _check_int("batch_size", batch_size, 1, allow_none=True)
+    refine_step = check_real("refine_step", refine_step, 0, low_open=True, allow_none=True,
+                             type_error=ValueError)
+    refine_start = check_int("refine_start", refine_start, 0, type_error=ValueError)
+    batch_size = check_int("batch_size", batch_size, 1, allow_none=True, type_error=ValueError)
     if momentum is not None:
         if isinstance(momentum, bool) or not isinstance(momentum, Real) or not 0 <= momentum < 1:
             raise ValueError(f"momentum must be a number in [0, 1) or None, got {momentum!r}")
         momentum = float(momentum)
-    orthogonalize_every = _check_int("orthogonalize_every", orthogonalize_every, 1)
-    if seed is not None:
-        seed = _check_int("seed", seed, 0)
+    orthogonalize_every = check_int("orthogonalize_every", orthogonalize_every, 1,
+                                    type_error=ValueError)
+    seed = check_int("seed", seed, 0, allow_none=True, type_error=ValueError)
     positions = np.asarray(data.positions_px, dtype=np.float64)
     iteration0 = 0
     if start is not None:
@@ -721,7 +698,7 @@ def _prepare(data, *, engine, modes, alpha_obj, alpha_probe, beta, gamma, probe,
     given_modes = None if probe is None else check_probe(probe).shape[0]
     if modes is None:
         modes = given_modes or 1
-    modes = _check_int("modes", modes, 1)
+    modes = check_int("modes", modes, 1, type_error=ValueError)
     if given_modes is not None and given_modes > modes:
         raise ValueError(f"probe has {given_modes} modes but modes={modes}; pass modes={given_modes}")
     if obj_shape is not None:
@@ -845,8 +822,8 @@ def iterate(data, *, engine="rpie", modes=None, alpha_obj=None, alpha_probe=None
         (a ``FloatingPointError``) if NaN or infinite values appear; checked at every snapshot,
         before anything is yielded.
     """
-    every = _check_int("every", every, 1)
-    iterations = _check_int("iterations", iterations, 0, allow_none=True)
+    every = check_int("every", every, 1, type_error=ValueError)
+    iterations = check_int("iterations", iterations, 0, allow_none=True, type_error=ValueError)
     engine_obj, _ = _prepare(
         data, engine=engine, modes=modes, alpha_obj=alpha_obj, alpha_probe=alpha_probe,
         beta=beta, gamma=gamma, probe=probe, obj=obj, obj_shape=obj_shape,
@@ -868,7 +845,7 @@ def reconstruct(data, *, iterations=100, engine="rpie", **options):
         The last snapshot, ``errors`` (the error of every iteration) and ``options`` (all
         parameters, defaults resolved, for reproducibility).
     """
-    iterations = _check_int("iterations", iterations, 1)
+    iterations = check_int("iterations", iterations, 1, type_error=ValueError)
     if "every" in options:
         raise TypeError("reconstruct() takes no 'every'; use iterate() for intermediate snapshots")
     engine_obj, opts = _prepare(data, engine=engine, **_with_defaults(options))

@@ -1,10 +1,10 @@
 """Quality of a reconstruction: object error after removing what ptychography cannot determine."""
 
 import math
-from numbers import Real
 
 import numpy as np
 
+from torchscope.backend import check_real
 from torchscope.backend._registration import register_subpixel
 from torchscope.ptycho._frames import check_object, check_positions, check_probe, window_corners
 
@@ -36,8 +36,7 @@ def lit_region(probe, positions, shape, *, fraction=0.5):
     """
     p = check_probe(probe)
     pos = check_positions(positions, "positions")
-    if isinstance(fraction, bool) or not isinstance(fraction, Real) or not 0 < fraction <= 1:
-        raise ValueError(f"fraction must be in (0, 1], got {fraction!r}")
+    check_real("fraction", fraction, 0, 1, low_open=True, type_error=ValueError)
     shape = tuple(int(s) for s in shape)
     power = np.sum(np.abs(p) ** 2, axis=0)
     ny, nx = power.shape

@@ -8,6 +8,8 @@ from numbers import Integral, Real
 
 import numpy as np
 
+from torchscope.backend import check_int
+
 GOLDEN_ANGLE = math.pi * (3.0 - math.sqrt(5.0))
 
 
@@ -94,8 +96,7 @@ def fermat_spiral_positions(n, step_px, *, jitter_px=0.0, rng=None):
     ndarray, (n, 2) float64
         Positions (y, x) in pixels from the object's centre, from the centre outwards.
     """
-    if isinstance(n, bool) or not isinstance(n, Integral) or n < 1:
-        raise ValueError(f"n must be a positive integer, got {n!r}")
+    n = check_int("n", n, 1, type_error=ValueError)
     step = _pair("step_px", step_px)[0]
     jitter = _pair("jitter_px", jitter_px, positive=False)
     k = np.arange(int(n), dtype=np.float64)

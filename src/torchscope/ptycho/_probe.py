@@ -1,9 +1,11 @@
 """Illumination (probe) models for virtual experiments, and orthogonal probe modes."""
 
 import math
-from numbers import Integral, Real
+from numbers import Integral
 
 import numpy as np
+
+from torchscope.backend import check_choice, check_int, check_real
 
 KINDS = ("disk", "gaussian", "zone_plate")
 
@@ -15,16 +17,6 @@ def _check_shape(shape):
     if len(dims) != 2 or not all(isinstance(n, Integral) and not isinstance(n, bool) and n >= 4 for n in dims):
         raise ValueError(f"shape must be (ny, nx) with integer sizes of at least 4 pixels, got {shape!r}")
     return int(dims[0]), int(dims[1])
-
-
-def _check_number(name, value, *, low=None, low_open=False, allow_none=False):
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number, got {value!r}")
-    if low is not None and (value <= low if low_open else value < low):
-        raise ValueError(f"{name} must be {'>' if low_open else '>='} {low}, got {value!r}")
-    return float(value)
 
 
 def _grid(shape):
@@ -105,19 +97,16 @@ def make_probe(shape, *, kind="disk", diameter_px=None, edge_px=2.0, quadratic_p
         to the photon count. The probe's centre is pixel ``(ny // 2, nx // 2)``.
     """
     ny, nx = _check_shape(shape)
-    if kind not in KINDS:
-        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
-    diameter = _check_number("diameter_px", diameter_px, low=0, low_open=True, allow_none=True)
+    check_choice("kind", kind, KINDS)
+    diameter = check_real("diameter_px", diameter_px, 0, low_open=True, allow_none=True,
+                          type_error=ValueError)
     if diameter is None:
         diameter = 5.0 * min(ny, nx) / 8.0
-    edge = _check_number("edge_px", edge_px, low=0)
-    curvature = _check_number("quadratic_phase_rad", quadratic_phase_rad)
-    stop = _check_number("stop_fraction", stop_fraction, low=0)
-    if stop >= 1:
-        raise ValueError(f"stop_fraction must be in [0, 1), got {stop_fraction!r}")
-    if isinstance(modes, bool) or not isinstance(modes, Integral) or modes < 1:
-        raise ValueError(f"modes must be a positive integer, got {modes!r}")
-    weights = _check_occupancies(occupancies, int(modes))
+    edge = check_real("edge_px", edge_px, 0, type_error=ValueError)
+    curvature = check_real("quadratic_phase_rad", quadratic_phase_rad, type_error=ValueError)
+    stop = check_real("stop_fraction", stop_fraction, 0, 1, high_open=True, type_error=ValueError)
+    modes = check_int("modes", modes, 1, type_error=ValueError)
+    weights = _check_occupancies(occupancies, modes)
 
     y, x = _grid((ny, nx))
     r = np.hypot(y, x)

@@ -1,11 +1,8 @@
 """Virtual far-field ptychography experiments (the paper's equations 1-4)."""
 
-import math
-from numbers import Real
-
 import numpy as np
 
-from torchscope.backend import get_device
+from torchscope.backend import check_real, get_device
 from torchscope.ptycho._data import Geometry, PtychoData
 from torchscope.ptycho._frames import (
     check_object,
@@ -100,9 +97,7 @@ def simulate(obj, probe, positions, *, photons=None, geometry=None, rng=None, de
     p = check_probe(probe, "probe")
     pos = check_positions(positions, "positions")
     check_windows_fit(pos, o.shape, p.shape[1:], name="positions")
-    if photons is not None and (isinstance(photons, bool) or not isinstance(photons, Real)
-                                or not (math.isfinite(photons) and photons > 0)):
-        raise ValueError(f"photons must be a positive number or None, got {photons!r}")
+    check_real("photons", photons, 0, low_open=True, allow_none=True, type_error=ValueError)
     if geometry is None:
         geometry = Geometry(energy_ev=DEFAULT_ENERGY_EV, detector_distance_m=DEFAULT_DISTANCE_M,
                             detector_pixel_m=DEFAULT_PIXEL_M, detector_shape=p.shape[1:])
