@@ -46,7 +46,7 @@ it runs batched on the device; positions reach the host only in snapshots.
 """
 
 import math
-from numbers import Integral, Real
+from numbers import Integral
 
 import numpy as np
 
@@ -675,10 +675,8 @@ def _prepare(data, *, engine, modes, alpha_obj, alpha_probe, beta, gamma, probe,
                              type_error=ValueError)
     refine_start = check_int("refine_start", refine_start, 0, type_error=ValueError)
     batch_size = check_int("batch_size", batch_size, 1, allow_none=True, type_error=ValueError)
-    if momentum is not None:
-        if isinstance(momentum, bool) or not isinstance(momentum, Real) or not 0 <= momentum < 1:
-            raise ValueError(f"momentum must be a number in [0, 1) or None, got {momentum!r}")
-        momentum = float(momentum)
+    momentum = check_real("momentum", momentum, 0, 1, high_open=True, allow_none=True,
+                          type_error=ValueError)
     orthogonalize_every = check_int("orthogonalize_every", orthogonalize_every, 1,
                                     type_error=ValueError)
     seed = check_int("seed", seed, 0, allow_none=True, type_error=ValueError)
