@@ -170,6 +170,7 @@ def train(args, log=print):
         "parameters": sum(p.numel() for p in model.parameters()),
         "data": {k: v for k, v in info.items() if k != "split"},
         "split": info.get("split"),
+        "shards": [s["name"] for s in shards],
         "training": {"epochs_run": len(history), "batch_size": args.batch_size, "lr": args.lr,
                      "momentum": 0.9, "weight_decay": args.weight_decay, "seed": args.seed,
                      "pos_weight": pos_weight, "seconds": round(seconds, 1),
@@ -193,6 +194,8 @@ def _card_markdown(card):
               "logit; the probability that a kernel estimated from the window is good."),
              f"- Data: `torchscope.deblur._dataset` with {json.dumps(card['data'])}.",
              f"- Split by sharp source image: {json.dumps(card['split'])}.",
+             (f"- Blurred images ({len(card['shards'])}, windows in every split): "
+              f"{', '.join(card['shards'])}."),
              f"- Training: {json.dumps(card['training'])}.",
              f"- Test split: {json.dumps(card['test'])}.",
              f"- SHA-256 of the weights: `{card['sha256']}`.",
@@ -213,6 +216,9 @@ def main(argv=None):
     ap.add_argument("--labels", default=None, metavar="DIR",
                     help="with --build: rebuild missing shards from the label files in DIR "
                          "without estimation, and write label files for new shards there")
+    ap.add_argument("--labelled-only", action="store_true",
+                    help="with --build --labels: only the shards that have a label file (no "
+                         "estimation; for a set whose labelling is not finished)")
     ap.add_argument("--out", default=str(default_weights()))
     ap.add_argument("--width", type=int, default=16)
     ap.add_argument("--epochs", type=int, default=20)
@@ -228,7 +234,8 @@ def main(argv=None):
         from torchscope.deblur import _dataset
 
         _dataset.main([args.data] + (["--device", args.device] if args.device else [])
-                      + (["--labels", args.labels] if args.labels else []))
+                      + (["--labels", args.labels] if args.labels else [])
+                      + (["--labelled-only"] if args.labelled_only else []))
     return train(args)
 
 

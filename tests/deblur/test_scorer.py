@@ -101,6 +101,8 @@ def test_tiny_build_and_training_run(tmp_path):
                            "--device", "cpu"])
     assert out.is_file() and out.with_suffix(".md").is_file()
     assert card["training"]["epochs_run"] == 1 and card["sha256"]
+    assert card["shards"] == sorted(p.stem for p in data.glob("*.npz"))
+    assert ", ".join(card["shards"]) in out.with_suffix(".md").read_text()
     regions = score_regions(np.random.default_rng(1).random((100, 120)), size=64, stride=16,
                             weights=out, device="cpu")
     assert regions.boxes.shape == (12, 4)
@@ -140,6 +142,24 @@ def test_shards_rebuild_from_label_files_without_estimation(tmp_path, monkeypatc
         for key, value in shard.items():
             np.testing.assert_array_equal(again[name][key], value, err_msg=f"{name}: {key}")
             assert again[name][key].dtype == value.dtype
+
+
+def test_labelled_only_rebuilds_the_labelled_shards_and_skips_the_rest(tmp_path, monkeypatch):
+    data, labels = tmp_path / "set", tmp_path / "labels"
+    _tiny_build(data, labels_dir=labels)
+    first = _shard_arrays(data)
+    dropped = min(labels.glob("*.json"))
+    dropped.unlink()
+    monkeypatch.setattr(_dataset, "estimate_kernel", _no_estimation)
+    again = tmp_path / "again"
+    _tiny_build(again, labels_dir=labels, labelled_only=True)
+    rebuilt = _shard_arrays(again)
+    assert set(rebuilt) == set(first) - {f"{dropped.stem}.npz"}
+    for name, shard in rebuilt.items():
+        np.testing.assert_array_equal(shard["similarity"], first[name]["similarity"])
+    assert not dropped.exists()  # nothing estimated, no label file written
+    with pytest.raises(ValueError, match="needs labels_dir"):
+        _tiny_build(tmp_path / "none", labelled_only=True)
 
 
 def test_label_file_of_another_image_is_refused(tmp_path, monkeypatch):

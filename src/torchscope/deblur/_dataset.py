@@ -300,7 +300,7 @@ def _check_labels(path, record, *, s_index, kernel, blurred, boxes):
 def build(out, *, sources=None, kernels_per_crop=4, crops_per_source=2, crop=448, size=228,
           stride=20, kernel_sizes=(11, 55), noise_sigma=2 / 255, threshold=0.75, margin=0.1,
           max_trivial=0.6, seed=0, device=None, batch=64, iterations=3, labels_dir=None,
-          log=print):
+          labelled_only=False, log=print):
     """Build (or resume) the training set in the folder ``out``.
 
     Parameters
@@ -341,6 +341,8 @@ def build(out, *, sources=None, kernels_per_crop=4, crops_per_source=2, crop=448
         The dataset description written to ``dataset.json``.
     """
     out = Path(out)
+    if labelled_only and labels_dir is None:
+        raise ValueError("labelled_only=True needs labels_dir, the folder of label files.")
     out.mkdir(parents=True, exist_ok=True)
     if labels_dir is not None:
         labels_dir = Path(labels_dir)
@@ -376,6 +378,8 @@ def build(out, *, sources=None, kernels_per_crop=4, crops_per_source=2, crop=448
                 have_labels = label_path is not None and label_path.exists()
                 if have_labels:
                     record = _read_labels(label_path, config)
+                elif labelled_only:
+                    continue
                 if path.exists() and (label_path is None or have_labels):
                     continue
                 # on the CPU whatever the estimation's device: label files name its sha256
@@ -444,6 +448,9 @@ def main(argv=None):
     ap.add_argument("--labels", default=None, metavar="DIR",
                     help="label-file folder: shards missing from OUT are rebuilt from their "
                          "label files without estimation, new labels are written there")
+    ap.add_argument("--labelled-only", action="store_true",
+                    help="with --labels: only the shards that have a label file there (no "
+                         "estimation at all)")
     args = ap.parse_args(argv)
     if args.threads:
         import torch
@@ -452,7 +459,7 @@ def main(argv=None):
     build(args.out, sources=sharp_sources(text_pages=args.text_pages),
           kernels_per_crop=args.kernels_per_crop, crops_per_source=args.crops_per_source,
           crop=args.crop, batch=args.batch, iterations=args.iterations, seed=args.seed,
-          device=args.device, labels_dir=args.labels)
+          device=args.device, labels_dir=args.labels, labelled_only=args.labelled_only)
 
 
 if __name__ == "__main__":
