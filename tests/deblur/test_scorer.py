@@ -185,6 +185,16 @@ def test_label_files_of_other_settings_are_refused(tmp_path, monkeypatch):
         _tiny_build(tmp_path / "set", labels_dir=labels, seed=1, stride=16)
 
 
+def test_a_folder_of_shards_of_other_settings_is_refused(tmp_path, monkeypatch):
+    data = tmp_path / "set"
+    _tiny_build(data)
+    monkeypatch.setattr(_dataset, "estimate_kernel", _no_estimation)
+    with pytest.raises(ValueError, match=r"shards built with other settings; differing keys: "
+                                         r"threshold \(shards there 0.75, build 0.8\)"):
+        _tiny_build(data, threshold=0.8)
+    _tiny_build(data)  # the same settings resume, estimating nothing
+
+
 def test_load_refuses_other_files(tmp_path):
     import torch
     from safetensors.torch import save_file

@@ -262,15 +262,18 @@ def _read_labels(path, config):
     if record.get("format") != LABELS_FORMAT:
         raise ValueError(f"{path} is not a scorer label file (format {record.get('format')!r}, "
                          f"expected {LABELS_FORMAT!r}).")
-    made = record.get("config", {})
-    differ = [key for key in LABEL_KEYS if made.get(key) != config[key]]
-    if differ:
-        pairs = ", ".join(f"{key} (labels {made.get(key)!r}, build {config[key]!r})"
-                          for key in differ)
+    pairs = _differing(record.get("config", {}), config, "labels")
+    if pairs:
         raise ValueError(f"{path} was made with other settings than this build; differing keys: "
                          f"{pairs}. Labels of other settings are never mixed in: build with "
                          "the same settings, or give another (empty) labels folder.")
     return record
+
+
+def _differing(made, config, what):
+    """The settings (of ``LABEL_KEYS``) in which ``made`` differs from ``config``, as text."""
+    return ", ".join(f"{key} ({what} {made.get(key)!r}, build {config[key]!r})"
+                     for key in LABEL_KEYS if made.get(key) != config[key])
 
 
 def _check_labels(path, record, *, s_index, kernel, blurred, boxes):
@@ -357,7 +360,14 @@ def build(out, *, sources=None, kernels_per_crop=4, crops_per_source=2, crop=448
               "threshold": threshold, "margin": margin, "max_trivial": max_trivial,
               "seed": seed, "crop": crop, "crops_per_source": crops_per_source,
               "kernels_per_crop": kernels_per_crop, "iterations": iterations, "split": split}
-    (out / "dataset.json").write_text(json.dumps(config, indent=1))
+    previous = out / "dataset.json"
+    if previous.exists() and any(out.glob("*.npz")):
+        pairs = _differing(json.loads(previous.read_text()), config, "shards there")
+        if pairs:
+            raise ValueError(f"{out} holds shards built with other settings; differing keys: "
+                             f"{pairs}. Shards of other settings are never mixed in: build with "
+                             "the same settings, or into another (empty) folder.")
+    previous.write_text(json.dumps(config, indent=1))
     sharp_crops = {}  # source -> its crops; all sources per kernel round, so a stopped build
     for s_index, name in enumerate(sources):  # still covers every source and split
         image = images[name] if name in images else load_source(name)
