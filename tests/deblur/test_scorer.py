@@ -162,6 +162,27 @@ def test_labelled_only_rebuilds_the_labelled_shards_and_skips_the_rest(tmp_path,
         _tiny_build(tmp_path / "none", labelled_only=True)
 
 
+def test_regenerate_gives_each_shard_from_its_label_file_alone(tmp_path, monkeypatch):
+    data, labels = tmp_path / "set", tmp_path / "labels"
+    _tiny_build(data, labels_dir=labels)
+    shards = _shard_arrays(data)
+    monkeypatch.setattr(_dataset, "estimate_kernel", _no_estimation)
+    sources = _tiny_sources()
+    for path in sorted(labels.glob("*.json")):
+        record = json.loads(path.read_text())
+        again = _dataset.regenerate(path, image=sources[record["source"]])
+        shard = shards[f"{path.stem}.npz"]
+        for key in ("blurred", "kernel", "boxes", "similarity", "labels"):
+            np.testing.assert_array_equal(again[key], shard[key], err_msg=f"{path.stem}: {key}")
+        assert again["blurred"].dtype == np.float16 and again["source"] == record["source"]
+    # another source image is not the labelled one
+    with pytest.raises(ValueError, match="blurred image sha256"):
+        _dataset.regenerate(path, image=np.rot90(sources[record["source"]]))
+    (tmp_path / "not.json").write_text(json.dumps({"format": "other"}))
+    with pytest.raises(ValueError, match="not a scorer label file"):
+        _dataset.regenerate(tmp_path / "not.json")
+
+
 def test_label_file_of_another_image_is_refused(tmp_path, monkeypatch):
     data, labels = tmp_path / "set", tmp_path / "labels"
     _tiny_build(data, labels_dir=labels)

@@ -187,6 +187,60 @@ def label_windows(blurred, kernel, boxes, *, threshold=0.75, margin=0.1, batch=6
     return sims, trivial, _labels(sims, trivial, threshold, margin)
 
 
+def _source_crops(image, s_index, *, seed, crop, count):
+    """The sharp crops of source number ``s_index`` (seeded by the build seed and that index)."""
+    return crops(image, crop, count, np.random.default_rng([seed, s_index]))
+
+
+def _blurred(sharp, indices, config):
+    """The true kernel and the blurred image of one shard; ``indices`` is (seed, source, crop,
+    kernel round), which seeds the kernel and the noise."""
+    gen = np.random.default_rng(list(indices))
+    kernel = random_kernel(gen, tuple(config["kernel_sizes"]), config["max_trivial"])
+    # on the CPU whatever the estimation's device: label files name its sha256
+    return kernel, blur(sharp, kernel, noise_sigma=config["noise_sigma"], rng=gen, device="cpu")
+
+
+def regenerate(label_file, *, image=None):
+    """One blurred image of the set, regenerated from its label file without any estimation.
+
+    Parameters
+    ----------
+    label_file : path-like
+        A label file (see the module notes).
+    image : ndarray, optional
+        The sharp source image (default: the built-in source the file names).
+
+    Returns
+    -------
+    dict
+        ``blurred`` (float16, as in a shard), ``kernel``, ``boxes``, ``similarity``,
+        ``trivial``, ``labels``, ``source``, ``name``.
+
+    Raises
+    ------
+    ValueError
+        When the file is not a label file, or the regenerated image is not the labelled one.
+    """
+    path = Path(label_file)
+    record = _record(path)
+    config, s_index, c_index = record["config"], record["s_index"], record["c_index"]
+    if image is None:
+        image = load_source(record["source"])
+    sharp = _source_crops(image, s_index, seed=config["seed"], crop=config["crop"],
+                          count=c_index + 1)[c_index]
+    kernel, blurred = _blurred(sharp, (config["seed"], s_index, c_index, record["k_index"]),
+                               config)
+    boxes = grid_boxes(blurred.shape, config["size"], config["stride"])
+    sims = _check_labels(path, record, s_index=s_index, kernel=kernel, blurred=blurred,
+                         boxes=boxes)
+    trivial = _trivial(kernel)
+    return {"blurred": blurred.astype(np.float16), "kernel": kernel, "boxes": boxes,
+            "similarity": sims, "trivial": trivial,
+            "labels": _labels(sims, trivial, config["threshold"], config["margin"]),
+            "source": record["source"], "name": path.stem}
+
+
 def _trivial(kernel):
     """The one-pixel estimate's similarity to ``kernel``."""
     return float(kernel.max() / np.linalg.norm(kernel))
@@ -256,12 +310,18 @@ def _provenance(device, batch):
             "torch": torch.__version__}
 
 
-def _read_labels(path, config):
-    """A label file's record, after checking its format and that its settings are ``config``'s."""
+def _record(path):
+    """A label file's record, after checking its format."""
     record = json.loads(Path(path).read_text())
     if record.get("format") != LABELS_FORMAT:
         raise ValueError(f"{path} is not a scorer label file (format {record.get('format')!r}, "
                          f"expected {LABELS_FORMAT!r}).")
+    return record
+
+
+def _read_labels(path, config):
+    """A label file's record, after checking its format and that its settings are ``config``'s."""
+    record = _record(path)
     pairs = _differing(record.get("config", {}), config, "labels")
     if pairs:
         raise ValueError(f"{path} was made with other settings than this build; differing keys: "
@@ -371,9 +431,9 @@ def build(out, *, sources=None, kernels_per_crop=4, crops_per_source=2, crop=448
     sharp_crops = {}  # source -> its crops; all sources per kernel round, so a stopped build
     for s_index, name in enumerate(sources):  # still covers every source and split
         image = images[name] if name in images else load_source(name)
-        gen = np.random.default_rng([seed, s_index])
         sharp_crops[name] = []
-        for sharp in crops(image, crop, crops_per_source, gen):
+        for sharp in _source_crops(image, s_index, seed=seed, crop=crop,
+                                   count=crops_per_source):
             if min(sharp.shape) < size:
                 log(f"skip {name}: {sharp.shape} is smaller than {size}")
                 break
@@ -382,8 +442,6 @@ def build(out, *, sources=None, kernels_per_crop=4, crops_per_source=2, crop=448
         for s_index, name in enumerate(sources):
             for c_index, sharp in enumerate(sharp_crops[name]):
                 path = out / f"{name}_c{c_index}_k{k_index}.npz"
-                shard_gen = np.random.default_rng([seed, s_index, c_index, k_index])
-                kernel = random_kernel(shard_gen, kernel_sizes, max_trivial)
                 label_path = None if labels_dir is None else labels_dir / f"{path.stem}.json"
                 have_labels = label_path is not None and label_path.exists()
                 if have_labels:
@@ -392,9 +450,7 @@ def build(out, *, sources=None, kernels_per_crop=4, crops_per_source=2, crop=448
                     continue
                 if path.exists() and (label_path is None or have_labels):
                     continue
-                # on the CPU whatever the estimation's device: label files name its sha256
-                blurred = blur(sharp, kernel, noise_sigma=noise_sigma, rng=shard_gen,
-                               device="cpu")
+                kernel, blurred = _blurred(sharp, (seed, s_index, c_index, k_index), config)
                 boxes = grid_boxes(blurred.shape, size, stride)
                 ids = {"source": name, "s_index": s_index, "c_index": c_index,
                        "k_index": k_index}
