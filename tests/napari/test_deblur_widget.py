@@ -168,3 +168,25 @@ def test_dock_and_samples_open_through_napari(viewer):
     np.testing.assert_allclose(kernel.data.sum(), 1.0, rtol=1e-5)
     [clock] = viewer.open_sample(PLUGIN, "deblur_clock")
     assert clock.data.shape == (300, 400)
+
+
+def test_default_scorer_is_the_shipped_cnn(viewer, wait_until_done):
+    from torchscope.deblur._scorer import default_weights
+
+    assert default_weights().is_file()
+    sharp = data.camera()[100:400, 120:420] / 255.0  # camera: in the scorer's test split
+    image = deblur.blur(sharp, deblur.motion_kernel(13, rng=5), noise_sigma=0.01,
+                        rng=5).astype(np.float32)
+    viewer.add_image(image, name="photo")
+    widget = DeblurWidget(viewer)
+    assert widget.scorer.value == "cnn" and widget.size.value == 228
+    widget.kernel_size.value = 13
+    widget.device.value = "cpu"
+    widget.run()
+    wait_until_done(widget, timeout=120_000)
+    expected = deblur.score_regions(image, size=228, stride=20, scorer="cnn", device="cpu")
+    np.testing.assert_allclose(viewer.layers["score heatmap (photo)"].data, expected.heatmap,
+                               rtol=1e-5, atol=1e-6)
+    boxes = [rectangle_to_box(v, image.shape) for v in viewer.layers["regions (photo)"].data]
+    assert boxes[0] == tuple(expected.top(1).boxes[0].tolist())
+    assert viewer.layers["deblurred (photo)"].data.shape == image.shape

@@ -122,13 +122,17 @@ class DeblurWidget(Container):
 
     def __init__(self, napari_viewer: napari.viewer.Viewer):
         from torchscope.backend import available_devices
+        from torchscope.deblur._scorer import default_weights
 
         self._viewer = napari_viewer
         self._outputs = {}  # kind -> layer written by the last run
         self._source = None  # the image layer of the last full run
         self.image = ComboBox(name="image", label="image", choices=self._images)
-        self.scorer = ComboBox(name="scorer", choices=SCORERS, value="variance",
-                               tooltip="How regions are scored; 'cnn' needs trained weights.")
+        self.scorer = ComboBox(
+            name="scorer", choices=SCORERS,
+            value="cnn" if default_weights().is_file() else "variance",
+            tooltip="How regions are scored: 'cnn' is the trained network (228 px regions), "
+                    "'variance' and 'edges' are heuristics, 'random' a baseline.")
         self.size = SpinBox(name="size", label="region size (px)", value=228, min=8, max=4096,
                             tooltip="Side of the scored square regions (the paper: 228).")
         self.stride = SpinBox(name="stride", label="stride (px)", value=20, min=1, max=4096)
