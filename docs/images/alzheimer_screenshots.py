@@ -15,27 +15,9 @@ from pathlib import Path
 
 import napari
 import numpy as np
-from qtpy.QtWidgets import QApplication
+from _screenshots import pump, wait  # this folder's helpers
 
 PLUGIN = "napari-torchscope"
-
-
-def pump(seconds=0.3):
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        QApplication.processEvents()
-        time.sleep(0.01)
-
-
-def wait(widget, timeout=3600):
-    start = time.monotonic()
-    while widget.worker is not None:
-        if time.monotonic() - start > timeout:
-            raise TimeoutError(f"{type(widget).__name__} did not finish in {timeout} s")
-        pump(0.05)
-    seconds = time.monotonic() - start
-    pump(0.5)
-    return seconds
 
 
 def main(out, n_subjects=60, epochs=(30, 30, 15)):

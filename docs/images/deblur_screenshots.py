@@ -14,25 +14,11 @@ import time
 
 import napari
 import torch
-from qtpy.QtWidgets import QApplication
+from _screenshots import pump, wait  # this folder's helpers
 
 from torchscope import deblur
 
 PLUGIN = "napari-torchscope"
-
-
-def process(seconds):
-    app = QApplication.instance()
-    end = time.time() + seconds
-    while time.time() < end:
-        app.processEvents()
-        time.sleep(0.02)
-
-
-def wait(widget, timeout=600):
-    end = time.time() + timeout
-    while widget.worker is not None and time.time() < end:
-        process(0.05)
 
 
 def main(out):
@@ -53,7 +39,7 @@ def main(out):
           f"{deblur.kernel_similarity(kernel, true_kernel.data):.3f}")
     viewer.layers.selection.active = viewer.layers[f"regions ({blurred.name})"]
     viewer.reset_view()
-    process(1.0)
+    pump(1.0)
     viewer.screenshot(f"{out}/napari-deblur.png", canvas_only=False, flash=False)
     viewer.close()
 

@@ -10,28 +10,13 @@ exposures for speckle masks (gi), then Hadamard masks (gi, tv) drawn over it, as
 """
 
 import sys
-import time
 
 import napari
-from qtpy.QtWidgets import QApplication
+from _screenshots import pump, wait  # this folder's helpers
 
 from torchscope import ghost
 
 PLUGIN = "napari-torchscope"
-
-
-def process(seconds):
-    app = QApplication.instance()
-    end = time.time() + seconds
-    while time.time() < end:
-        app.processEvents()
-        time.sleep(0.02)
-
-
-def wait(widget, timeout=600):
-    end = time.time() + timeout
-    while widget.worker is not None and time.time() < end:
-        process(0.05)
 
 
 def main(out):
@@ -45,7 +30,7 @@ def main(out):
     wait(widget)
     widget.marks_from_object()
     viewer.layers.selection.active = viewer.layers["tv(14-tooth gear)"]
-    process(1.0)
+    pump(1.0)
     viewer.screenshot(f"{out}/napari-ghost.png", canvas_only=False, flash=False)
     print(widget.cnr.value)
 
@@ -66,9 +51,9 @@ def main(out):
         curve.run()
         wait(curve)
         print(masks, curve.curve)
-    process(0.5)
+    pump(0.5)
     viewer.reset_view()
-    process(0.5)
+    pump(0.5)
     viewer.screenshot(f"{out}/napari-ghost-curve.png", canvas_only=False, flash=False)
     viewer.close()
 
