@@ -103,12 +103,45 @@ def test_tiny_build_and_training_run(tmp_path):
     assert card["training"]["epochs_run"] == 1 and card["sha256"]
     assert card["shards"] == sorted(p.stem for p in data.glob("*.npz"))
     assert ", ".join(card["shards"]) in out.with_suffix(".md").read_text()
+    assert {"within_image_auc", "top_similarity_gain"} <= set(card["test"])
+    again = _script().main(["--data", str(data), "--out", str(out), "--evaluate-only",
+                            "--device", "cpu"])
+    assert again["test"] == pytest.approx(card["test"], nan_ok=True)
     regions = score_regions(np.random.default_rng(1).random((100, 120)), size=64, stride=16,
                             weights=out, device="cpu")
     assert regions.boxes.shape == (12, 4)
     assert ((regions.scores > 0) & (regions.scores < 1)).all()
     with pytest.raises(ValueError, match="size=64"):
         score_regions(np.zeros((100, 120)), size=50, weights=out)
+
+
+def test_evaluation_separates_pooled_and_within_image_ranking(monkeypatch):
+    script = _script()
+    gen = np.random.default_rng(0)
+    shards = []
+    for offset in (0.0, 0.5):  # a hard image (all windows poor) and an easier one
+        sims = offset + 0.5 * gen.random(20)
+        shards.append({"split": "test", "boxes": np.zeros((20, 4), int), "similarity": sims,
+                       "labels": sims > 0.75})
+    sims = np.concatenate([s["similarity"] for s in shards])
+    labels = sims > 0.75
+
+    def run(scores):
+        monkeypatch.setattr(script, "_scores", lambda *a: np.asarray(scores, float))
+        return script.evaluate(None, shards, "test", "cpu")
+
+    perfect = run(sims)
+    assert perfect["auc"] == 1.0 and perfect["within_image_auc"] == 1.0
+    assert perfect["precision_at_1"] == 1.0 and perfect["images_with_both"] == 1
+    gains = [s["similarity"].max() - np.median(s["similarity"]) for s in shards]
+    assert perfect["top_similarity_gain"] == pytest.approx(np.mean(gains))
+    # scores that only tell the images apart: pooled AUC high, within the image reversed
+    image_only = np.concatenate([-sims[:20], 10 - sims[20:]])
+    result = run(image_only)
+    assert result["auc"] > 0.7 and result["within_image_auc"] == 0.0
+    assert result["precision_at_1"] == float(labels[20:][np.argmin(sims[20:])])
+    worst = [s["similarity"].min() - np.median(s["similarity"]) for s in shards]
+    assert result["top_similarity_gain"] == pytest.approx(np.mean(worst))
 
 
 def _no_estimation(*args, **kwargs):
