@@ -62,6 +62,35 @@ def _batch(shards, items, gen=None):
     return torch.from_numpy(np.stack(x))[:, None], torch.tensor(y)
 
 
+def _grouped_batches(items, gen, batch_size, group):
+    """Batches of ``batch_size // group`` groups of ``group`` windows of one blurred image each
+    (for the within-image ranking term), in a random order."""
+    by_shard = {}
+    for item in items:
+        by_shard.setdefault(item[0], []).append(item)
+    groups = []
+    for windows in by_shard.values():
+        windows = [windows[k] for k in gen.permutation(len(windows))]
+        groups += [windows[k:k + group] for k in range(0, len(windows) - group + 1, group)]
+    groups = [groups[k] for k in gen.permutation(len(groups))]
+    per = max(1, batch_size // group)
+    return [[item for g in groups[k:k + per] for item in g]
+            for k in range(0, len(groups), per)]
+
+
+def rank_loss(logits, similarity, image, margin=0.05):
+    """Within-image pairwise ranking: the mean of ``softplus(s_j - s_i)`` over the pairs of
+    windows (i, j) of the same blurred image whose kernel similarities differ by more than
+    ``margin`` (i the better one); 0 when a batch has no such pair."""
+    import torch
+
+    pairs = (image[:, None] == image[None, :]) & (
+        similarity[:, None] - similarity[None, :] > margin)
+    if not bool(pairs.any()):
+        return logits.sum() * 0.0
+    return torch.nn.functional.softplus(logits[None, :] - logits[:, None])[pairs].mean()
+
+
 def _scores(model, shards, items, device, batch_size):
     import torch
 
@@ -139,7 +168,15 @@ def train(args, log=print):
     log(f"{len(shards)} blurred images, {len(train_items)} training windows "
         f"({labels.mean():.1%} good), device {device}")
 
-    model = RegionScorer(width=args.width, patch_size=patch).to(device)
+    model = RegionScorer(width=args.width, patch_size=patch)
+    if args.init:
+        from torchscope.deblur._scorer import load_scorer
+
+        model = load_scorer(args.init, device="cpu").train()
+        if model.patch_size != patch:
+            raise SystemExit(f"--init {args.init} takes {model.patch_size} px windows, the set "
+                             f"has {patch} px.")
+    model = model.to(device)
     opt = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9,
                           weight_decay=args.weight_decay)
     loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor(pos_weight, device=device))
@@ -147,14 +184,24 @@ def train(args, log=print):
     t_start = time.perf_counter()
     for epoch in range(args.epochs):
         model.train()
-        order = gen.permutation(len(train_items))
+        if args.rank_weight:
+            batches = _grouped_batches(train_items, gen, args.batch_size, args.group)
+        else:
+            order = gen.permutation(len(train_items))
+            batches = [[train_items[k] for k in order[start:start + args.batch_size]]
+                       for start in range(0, len(order), args.batch_size)]
         losses = []
-        for start in range(0, len(order), args.batch_size):
-            items = [train_items[k] for k in order[start:start + args.batch_size]]
+        for items in batches:
             x, y = _batch(shards, items, gen)
             if len(items) < 2:  # batch norm needs two samples
                 continue
-            loss = loss_fn(model(x.to(device)), y.to(device))
+            logits = model(x.to(device))
+            loss = loss_fn(logits, y.to(device))
+            if args.rank_weight:
+                sims = torch.tensor([shards[i]["similarity"][j] for i, j in items],
+                                    dtype=logits.dtype, device=device)
+                image = torch.tensor([i for i, _ in items], device=device)
+                loss = loss + args.rank_weight * rank_loss(logits, sims, image)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -163,7 +210,7 @@ def train(args, log=print):
             if args.max_steps and step >= args.max_steps:
                 break
         val = evaluate(model, shards, "val", device)
-        auc = val.get("auc", float("nan"))
+        auc = val.get(args.select, float("nan"))
         history.append({"epoch": epoch + 1, "loss": float(np.mean(losses)) if losses else None,
                         "val": val})
         log(f"epoch {epoch + 1}: loss {history[-1]['loss']}, val {val}")
@@ -191,6 +238,8 @@ def train(args, log=print):
         "shards": [s["name"] for s in shards],
         "training": {"epochs_run": len(history), "batch_size": args.batch_size, "lr": args.lr,
                      "momentum": 0.9, "weight_decay": args.weight_decay, "seed": args.seed,
+                     "init": args.init, "rank_weight": args.rank_weight, "group": args.group,
+                     "select": args.select,
                      "pos_weight": pos_weight, "seconds": round(seconds, 1),
                      "device": str(device), "torch": torch.__version__,
                      "python": platform.python_version()},
@@ -247,6 +296,15 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default=None)
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--init", default=None, metavar="FILE",
+                    help="start from these weights (fine-tuning) instead of random ones")
+    ap.add_argument("--rank-weight", type=float, default=0.0,
+                    help="add this weight times a within-image pairwise ranking loss on the "
+                         "kernel similarities (0: the paper's cross-entropy alone)")
+    ap.add_argument("--group", type=int, default=8,
+                    help="with --rank-weight: windows of one image per group in a batch")
+    ap.add_argument("--select", default="auc", choices=("auc", "within_image_auc"),
+                    help="validation metric that picks the epoch kept")
     ap.add_argument("--evaluate-only", action="store_true",
                     help="train nothing: print the metrics of the weights at --out on the "
                          "validation and test splits of --data")

@@ -107,6 +107,14 @@ def test_tiny_build_and_training_run(tmp_path):
     again = _script().main(["--data", str(data), "--out", str(out), "--evaluate-only",
                             "--device", "cpu"])
     assert again["test"] == pytest.approx(card["test"], nan_ok=True)
+    # fine-tuning from those weights with the within-image ranking term
+    tuned = tmp_path / "tuned.safetensors"
+    card = _script().main(["--data", str(data), "--out", str(tuned), "--epochs", "1",
+                           "--max-steps", "1", "--batch-size", "4", "--group", "2",
+                           "--rank-weight", "1", "--init", str(out),
+                           "--select", "within_image_auc", "--device", "cpu"])
+    assert card["training"]["init"] == str(out) and card["training"]["rank_weight"] == 1.0
+    assert tuned.is_file()
     regions = score_regions(np.random.default_rng(1).random((100, 120)), size=64, stride=16,
                             weights=out, device="cpu")
     assert regions.boxes.shape == (12, 4)
@@ -142,6 +150,31 @@ def test_evaluation_separates_pooled_and_within_image_ranking(monkeypatch):
     assert result["precision_at_1"] == float(labels[20:][np.argmin(sims[20:])])
     worst = [s["similarity"].min() - np.median(s["similarity"]) for s in shards]
     assert result["top_similarity_gain"] == pytest.approx(np.mean(worst))
+
+
+def test_rank_loss_and_grouped_batches_by_hand():
+    import torch
+
+    script = _script()
+    logits = torch.tensor([2.0, 0.0, 1.0, 5.0])
+    sims = torch.tensor([0.9, 0.5, 0.52, 0.1])
+    image = torch.tensor([0, 0, 0, 1])
+    # pairs of image 0 with similarities more than 0.05 apart: (0 over 1), (0 over 2)
+    expected = (np.log1p(np.exp(-2.0)) + np.log1p(np.exp(-1.0))) / 2
+    assert float(script.rank_loss(logits, sims, image)) == pytest.approx(expected)
+    assert float(script.rank_loss(logits, sims, torch.arange(4))) == 0.0  # no pair
+    logits.requires_grad_(True)
+    script.rank_loss(logits, sims, image).backward()
+    assert logits.grad[0] < 0 < logits.grad[1] and logits.grad[3] == 0
+
+    items = [(i, j) for i in range(3) for j in range(10)]
+    batches = script._grouped_batches(items, np.random.default_rng(0), 8, 4)
+    seen = [item for batch in batches for item in batch]
+    assert len(seen) == len(set(seen)) == 3 * 8  # 2 whole groups of 4 per image
+    for batch in batches:
+        assert len(batch) <= 8
+        for k in range(0, len(batch), 4):
+            assert len({i for i, _ in batch[k:k + 4]}) == 1
 
 
 def _no_estimation(*args, **kwargs):
