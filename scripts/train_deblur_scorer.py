@@ -64,7 +64,8 @@ def _batch(shards, items, gen=None):
 
 def _grouped_batches(items, gen, batch_size, group):
     """Batches of ``batch_size // group`` groups of ``group`` windows of one blurred image each
-    (for the within-image ranking term), in a random order."""
+    (for the within-image ranking term), in a random order. An image's windows beyond a whole
+    number of groups sit out the epoch (others each epoch: the windows are shuffled first)."""
     by_shard = {}
     for item in items:
         by_shard.setdefault(item[0], []).append(item)
@@ -79,9 +80,9 @@ def _grouped_batches(items, gen, batch_size, group):
 
 
 def rank_loss(logits, similarity, image, margin=0.05):
-    """Within-image pairwise ranking: the mean of ``softplus(s_j - s_i)`` over the pairs of
-    windows (i, j) of the same blurred image whose kernel similarities differ by more than
-    ``margin`` (i the better one); 0 when a batch has no such pair."""
+    """Within-image pairwise ranking: the mean of ``softplus(l_j - l_i)`` (``l`` the logits)
+    over the pairs of windows (i, j) of the same blurred image whose kernel similarities differ
+    by more than ``margin`` (i the better one); 0 when a batch has no such pair."""
     import torch
 
     pairs = (image[:, None] == image[None, :]) & (
@@ -111,8 +112,8 @@ def evaluate(model, shards, split, device, batch_size=64):
     the best-scored window of an image is good (images with a good window); what choosing a
     region needs is the ranking *within* an image: ``within_image_auc``, the mean AUC over the
     images with both good and bad windows, and ``top_similarity_gain``, the mean over images of
-    the best-scored window's kernel similarity minus the image's median similarity (0 for a
-    random choice, on average).
+    the best-scored window's kernel similarity minus the image's mean similarity (what a
+    random choice gains on average: 0).
     """
     from sklearn.metrics import roc_auc_score
 
@@ -130,7 +131,7 @@ def evaluate(model, shards, split, device, batch_size=64):
     for i in np.unique(shard_of):
         mask = shard_of == i
         top = np.argmax(scores[mask])
-        gains.append(sims[mask][top] - np.median(sims[mask]))
+        gains.append(sims[mask][top] - sims[mask].mean())
         if labels[mask].any():  # only images with at least one good window count
             images += 1
             hits += bool(labels[mask][top])
@@ -230,7 +231,7 @@ def train(args, log=print):
                  test_precision_at_1=test.get("precision_at_1"))
     card = {
         "architecture": f"ResNet34 topology (3, 4, 6, 3 basic blocks), strided convolutions "
-                        f"instead of pooling, flatten + linear head, width {args.width}, "
+                        f"instead of pooling, flatten + linear head, width {model.width}, "
                         f"input {patch} x {patch}",
         "parameters": sum(p.numel() for p in model.parameters()),
         "data": {k: v for k, v in info.items() if k != "split"},
@@ -309,6 +310,8 @@ def main(argv=None):
                     help="train nothing: print the metrics of the weights at --out on the "
                          "validation and test splits of --data")
     args = ap.parse_args(argv)
+    if args.rank_weight and args.group < 2:
+        ap.error("--rank-weight needs --group 2 or more (pairs of windows of one image).")
     if args.build:
         from torchscope.deblur import _dataset
 

@@ -141,14 +141,14 @@ def test_evaluation_separates_pooled_and_within_image_ranking(monkeypatch):
     perfect = run(sims)
     assert perfect["auc"] == 1.0 and perfect["within_image_auc"] == 1.0
     assert perfect["precision_at_1"] == 1.0 and perfect["images_with_both"] == 1
-    gains = [s["similarity"].max() - np.median(s["similarity"]) for s in shards]
+    gains = [s["similarity"].max() - s["similarity"].mean() for s in shards]
     assert perfect["top_similarity_gain"] == pytest.approx(np.mean(gains))
     # scores that only tell the images apart: pooled AUC high, within the image reversed
     image_only = np.concatenate([-sims[:20], 10 - sims[20:]])
     result = run(image_only)
     assert result["auc"] > 0.7 and result["within_image_auc"] == 0.0
     assert result["precision_at_1"] == float(labels[20:][np.argmin(sims[20:])])
-    worst = [s["similarity"].min() - np.median(s["similarity"]) for s in shards]
+    worst = [s["similarity"].min() - s["similarity"].mean() for s in shards]
     assert result["top_similarity_gain"] == pytest.approx(np.mean(worst))
 
 
@@ -175,6 +175,15 @@ def test_rank_loss_and_grouped_batches_by_hand():
         assert len(batch) <= 8
         for k in range(0, len(batch), 4):
             assert len({i for i, _ in batch[k:k + 4]}) == 1
+    # every batch has pairs for the ranking term (random similarities: no ties)
+    similarity = torch.rand(3, 10, dtype=torch.float64)
+    for batch in batches:
+        index = torch.tensor(batch)
+        loss = script.rank_loss(torch.zeros(len(batch)), similarity[index[:, 0], index[:, 1]],
+                                index[:, 0], margin=0.0)
+        assert float(loss) == pytest.approx(np.log(2.0))  # softplus(0) over >= 1 pair
+    with pytest.raises(SystemExit):
+        script.main(["--data", "x", "--rank-weight", "1", "--group", "1"])
 
 
 def _no_estimation(*args, **kwargs):

@@ -190,3 +190,10 @@ def test_default_scorer_is_the_shipped_cnn(viewer, wait_until_done):
     boxes = [rectangle_to_box(v, image.shape) for v in viewer.layers["regions (photo)"].data]
     assert boxes[0] == tuple(expected.top(1).boxes[0].tolist())
     assert viewer.layers["deblurred (photo)"].data.shape == image.shape
+
+
+def test_without_shipped_weights_the_dock_starts_on_variance(viewer, monkeypatch, tmp_path):
+    from torchscope.deblur import _scorer
+
+    monkeypatch.setattr(_scorer, "WEIGHTS_DIR", tmp_path / "none")
+    assert DeblurWidget(viewer).scorer.value == "variance"
