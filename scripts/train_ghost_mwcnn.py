@@ -107,7 +107,7 @@ def write_card(path, model, sha, metrics, command, trained):
     cfg = model.config
     tr = cfg["training"]
     nparams = sum(p.numel() for p in model.parameters())
-    rows = _summary_rows(metrics)
+    rows = _summary_rows(metrics) if metrics else []
     lines = [
         f"# Model card: `{path.with_suffix('.safetensors').name}`",
         "",
@@ -175,13 +175,16 @@ def write_card(path, model, sha, metrics, command, trained):
         "| n | ratio | masks | pinv dB | tv dB | mwcnn dB | pinv CNR | tv CNR | mwcnn CNR |",
         "|---|---|---|---:|---:|---:|---:|---:|---:|",
     ]
+    if not metrics:
+        lines[-4:] = ["Not measured yet: `scripts/train_ghost_mwcnn.py --evaluate-only`."]
     for r in rows:
         lines.append(f"| {r['n']} | {r['ratio']:.4g} | {r['setting']} | {r['pinv_psnr']:.2f} | "
                      f"{r['tv_psnr']:.2f} | {r['mwcnn_psnr']:.2f} | {r['pinv_cnr']:.2f} | "
                      f"{r['tv_cnr']:.2f} | {r['mwcnn_cnr']:.2f} |")
-    lines += ["", "Per image (64 x 64, 18.75 %, D_r 0.8, 3 % error, 1000 photons):", "",
-              "| image | pinv | tv | mwcnn |", "|---|---:|---:|---:|"]
-    per = metrics[64][0.1875]["D_r 0.8, 3 % error, 1000 photons"]
+    per = metrics[64][0.1875]["D_r 0.8, 3 % error, 1000 photons"] if metrics else {"pinv": {}}
+    if metrics:
+        lines += ["", "Per image (64 x 64, 18.75 %, D_r 0.8, 3 % error, 1000 photons):", "",
+                  "| image | pinv | tv | mwcnn |", "|---|---:|---:|---:|"]
     for k in per["pinv"]:
         unit = "CNR" if k.startswith("binary_") else "dB"
         lines.append(f"| {k} ({unit}) | {per['pinv'][k]:.2f} | {per['tv'][k]:.2f} | "
@@ -206,6 +209,37 @@ def write_card(path, model, sha, metrics, command, trained):
     path.write_text("\n".join(lines))
 
 
+def _pattern_sets():
+    from torchscope import ghost
+
+    sets, shares = [], []
+    for n in SIZES:
+        for ratio, share in zip(RATIOS, RATIO_SHARE):
+            sets.append(ghost.hadamard_patterns(n, ratio=ratio))
+            shares.append(SIZE_SHARE[n] * share)
+    return sets, shares
+
+
+def _steps_in(args, channels, minutes, warm=50, timed=300):
+    """Steps of this run's settings that fit in ``minutes`` (timed on a throw-away run)."""
+    from torchscope import ghost
+
+    sets, shares = _pattern_sets()
+    gen = ghost.train_mwcnn(sets, steps=10 ** 9, batch_size=args.batch_size, seed=args.seed,
+                            device=args.device, weights=shares, channels=channels, lr=args.lr,
+                            workers=args.workers)
+    for prog in gen:
+        if prog.step == warm:
+            t0 = time.perf_counter()
+        if prog.step == warm + timed:
+            rate = timed / (time.perf_counter() - t0)
+            break
+    gen.close()
+    steps = int(rate * minutes * 60)
+    print(f"timing: {rate:.1f} steps/s -> {steps} steps in {minutes} min", flush=True)
+    return steps
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=7000)
@@ -217,6 +251,15 @@ def main(argv=None):
     ap.add_argument("--channels", default="16,32,64,128",
                     help="feature maps per wavelet level, comma-separated (the shipped network's)")
     ap.add_argument("--lr", type=float, default=1e-3, help="Adam's initial learning rate")
+    ap.add_argument("--workers", type=int, default=0,
+                    help="processes simulating the measurements ahead (the result does not "
+                         "depend on it; use them to keep a GPU busy)")
+    ap.add_argument("--minutes", type=float, default=None,
+                    help="instead of --steps: time 300 steps first, then train for as many "
+                         "steps as fit in this many minutes (the card records the count)")
+    ap.add_argument("--no-evaluate", action="store_true",
+                    help="save the weights and a card without metrics (measure them later "
+                         "with --evaluate-only, e.g. on the CPU after training on a GPU)")
     ap.add_argument("--out", default=str(ROOT / "src/torchscope/ghost/weights"))
     ap.add_argument("--evaluate-only", action="store_true",
                     help="load the weight file in --out and rewrite its model card")
@@ -232,10 +275,13 @@ def main(argv=None):
     weights = out / f"{NAME}.safetensors"
     card = out / f"{NAME}.md"
     channels = tuple(int(c) for c in args.channels.split(","))
+    if args.minutes is not None and not args.evaluate_only:
+        args.steps = _steps_in(args, channels, args.minutes)
     command = ("nice -n 10 .venv/bin/python scripts/train_ghost_mwcnn.py "
                f"--steps {args.steps} --batch-size {args.batch_size} --seed {args.seed} "
                f"--threads {args.threads}")
     for flag, value, default in (("--device", args.device, "cpu"),
+                                 ("--workers", args.workers, 0),
                                  ("--channels", args.channels, "16,32,64,128"),
                                  ("--lr", args.lr, 1e-3)):
         if value != default:
@@ -243,20 +289,17 @@ def main(argv=None):
 
     if args.evaluate_only:
         model = ghost.load_mwcnn(weights, device="cpu")
+        command = model.config["training"].get("command", command)  # how it was made
         # the training time is not in the weight file (it would change its hash): keep the card's
         old = card.read_text().splitlines() if card.is_file() else []
         trained = next((line for line in old if line.startswith(TRAINED)),
                        f"{TRAINED} (training time not recorded).")
     else:
-        sets, shares = [], []
-        for n in SIZES:
-            for ratio, share in zip(RATIOS, RATIO_SHARE):
-                sets.append(ghost.hadamard_patterns(n, ratio=ratio))
-                shares.append(SIZE_SHARE[n] * share)
+        sets, shares = _pattern_sets()
         t0 = time.perf_counter()
         gen = ghost.train_mwcnn(sets, steps=args.steps, batch_size=args.batch_size,
                                 seed=args.seed, device=args.device, weights=shares,
-                                channels=channels, lr=args.lr)
+                                channels=channels, lr=args.lr, workers=args.workers)
         avg = None
         while True:
             try:
@@ -272,16 +315,26 @@ def main(argv=None):
                       "min", flush=True)
         seconds = time.perf_counter() - t0
         model = model.cpu()
-        where = "CPU" if args.device == "cpu" else f"{args.device} (device), with the CPU's"
-        trained = (f"{TRAINED} {platform.machine()} {where}, torch {torch.__version__}, "
-                   f"{args.threads} thread(s), in {seconds / 60:.1f} min of wall-clock time "
-                   f"(load average {os.getloadavg()[0]:.1f} at the end: the 2-core machine is "
-                   "shared).")
+        if args.device == "cpu":
+            where = f"{platform.machine()} CPU, {args.threads} torch thread(s)"
+        else:
+            name = (torch.cuda.get_device_name(args.device) if args.device.startswith("cuda")
+                    else args.device)
+            where = f"{name} ({args.device})"
+        if args.workers:
+            where += f", {args.workers} worker processes simulating the measurements"
+        trained = (f"{TRAINED} {where}, torch {torch.__version__}, in {seconds / 60:.1f} min "
+                   f"of wall-clock time (load average {os.getloadavg()[0]:.1f} at the end, "
+                   f"{os.cpu_count()} CPUs).")
         model.config["training"]["threads"] = args.threads
         model.config["training"]["command"] = command
         ghost.save_mwcnn(weights, model)
     sha = hashlib.sha256(weights.read_bytes()).hexdigest()
     print(f"weights {weights} ({weights.stat().st_size / 1e6:.2f} MB) sha256 {sha}", flush=True)
+    if args.no_evaluate:
+        write_card(card, model, sha, None, command, trained)
+        print(f"model card without metrics {card}", flush=True)
+        return 0
     t0 = time.perf_counter()
     metrics = evaluate(model)
     print(f"evaluation {time.perf_counter() - t0:.0f} s", flush=True)

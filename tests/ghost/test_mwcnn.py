@@ -149,7 +149,7 @@ def test_shipped_weights_have_a_card_and_a_matching_hash():
     assert configs, "no shipped mwcnn weights"
     for name, config in configs.items():
         path = WEIGHTS_DIR / name
-        assert path.stat().st_size < 8e6
+        assert path.stat().st_size < 12e6  # keeps the wheel small (2.6 M float32 parameters now)
         card = path.with_suffix(".md").read_text()
         assert hashlib.sha256(path.read_bytes()).hexdigest() in card
         assert {32, 64} <= set(config["sizes"]) and 0.1875 in config["ratios"]
@@ -246,6 +246,18 @@ def test_tiny_training_lowers_the_error_and_is_seeded():
     _, same = _train(p, 3, seed=5)
     for v, w in zip(again.state_dict().values(), same.state_dict().values()):
         assert torch.equal(v, w)
+
+
+def test_worker_processes_give_the_same_training():
+    # the measurements are drawn per group from the run's seed, not per process
+    p = hadamard_patterns(16, ratio=0.25)
+    _, serial = _train(p, 4, seed=3)
+    progress, parallel = _train(p, 4, seed=3, workers=2)
+    assert [s.step for s in progress] == [1, 2, 3, 4]
+    for v, w in zip(serial.state_dict().values(), parallel.state_dict().values()):
+        assert torch.equal(v, w)
+    with pytest.raises(ValueError, match="workers"):
+        next(train_mwcnn(p, steps=1, workers=-1))
 
 
 def test_training_from_a_model_copies_it():

@@ -316,58 +316,103 @@ def _describe(p, plan):
     return None, len(rows) / plan.size
 
 
-class _Source:
-    """Simulated (input, target) pairs for one pattern set, made ``group`` objects at a time."""
+def _measure(p, options, seed, count):
+    """One group of training measurements, in numpy (what a worker process makes).
 
-    def __init__(self, p, plan, options, gen, device):
-        self.p, self.plan, self.opt, self.gen, self.device = p, plan, options, gen, device
-        self.queue = []
+    Draws ``count`` objects and one physical mask set's flaws, simulates the buckets through
+    the nominal masks ``p`` and a Poisson dose per object. Returns ``(buckets, target, depth)``:
+    buckets (count, M) and the objects scaled by their dose (count, n, n), both float32, and
+    the modulation depth the pseudo-inverse is told.
+    """
+    from torchscope.ghost._simulate import simulate_buckets
 
-    def batch(self, size, group):
-        if sum(len(x) for x, _ in self.queue) < size:
-            self.queue.append(self._simulate(size * group))
-        x, y = self.queue[0]
-        if len(x) <= size:
-            self.queue.pop(0)
-            return x, y
-        self.queue[0] = (x[size:], y[size:])
-        return x[:size], y[:size]
+    gen = np.random.default_rng(seed)
+    n = p.shape[1]
+    obj = synthetic_objects(n, count, rng=gen, mix=options["mix"])
+    perfect = gen.random() < options["perfect_fraction"]
+    depth = 1.0 if perfect else gen.uniform(*options["modulation_depth"])
+    error = 0.0 if perfect else gen.uniform(*options["mask_error"])
+    blur = 0.0 if perfect or gen.random() < 0.5 else gen.uniform(*options["blur"])
+    # one physical mask set (its flaws) per group; a dose per object
+    b = simulate_buckets(obj, p, modulation_depth=depth, mask_error=error, blur=blur, rng=gen)
+    lo, hi = np.log(options["photons"][0]), np.log(options["photons"][1])
+    photons = np.exp(gen.uniform(lo, hi, count))
+    photons[gen.random(count) < options["noiseless_fraction"]] = 1.0
+    noisy = photons > 1.0
+    b[noisy] = gen.poisson(np.clip(b[noisy], 0, None) * photons[noisy, None])
+    return (b.astype(np.float32), (obj * photons[:, None, None]).astype(np.float32), depth)
 
-    def _simulate(self, count):
-        import torch
 
-        from torchscope.backend import to_tensor
-        from torchscope.ghost._mwcnn import normalise
-        from torchscope.ghost._plan import make_frame
-        from torchscope.ghost._simulate import simulate_buckets
+_WORKER = {}
 
-        gen, opt, n = self.gen, self.opt, self.p.shape[1]
-        obj = synthetic_objects(n, count, rng=gen, mix=opt["mix"])
-        perfect = gen.random() < opt["perfect_fraction"]
-        depth = 1.0 if perfect else gen.uniform(*opt["modulation_depth"])
-        error = 0.0 if perfect else gen.uniform(*opt["mask_error"])
-        blur = 0.0 if perfect or gen.random() < 0.5 else gen.uniform(*opt["blur"])
-        # one physical mask set (its flaws) per group; a dose per object
-        b = simulate_buckets(obj, self.p, modulation_depth=depth, mask_error=error, blur=blur,
-                             rng=gen)
-        lo, hi = np.log(opt["photons"][0]), np.log(opt["photons"][1])
-        photons = np.exp(gen.uniform(lo, hi, count))
-        photons[gen.random(count) < opt["noiseless_fraction"]] = 1.0
-        noisy = photons > 1.0
-        b[noisy] = gen.poisson(np.clip(b[noisy], 0, None) * photons[noisy, None])
-        bt = to_tensor(b, device=self.device, dtype=torch.float32)
-        x = make_frame(self.plan, bt, depth, None, 1e-6).pinv()
-        z, mean, std = normalise(x)
-        target = to_tensor(obj * photons[:, None, None], device=self.device,
-                           dtype=torch.float32)
-        return z.unsqueeze(1), ((target - mean) / std).unsqueeze(1)
+
+def _worker_init(sets, options):
+    import os
+
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = "1"
+    _WORKER.update(sets=sets, options=options)
+
+
+def _worker_measure(index, seed, count):
+    return _measure(_WORKER["sets"][index], _WORKER["options"], seed, count)
+
+
+def _groups(sets, options, prob, gen, count, workers):
+    """Yield ``(set index, measurements)`` for one group after another, in a fixed order.
+
+    Each group's pattern set and seed are drawn from ``gen`` here, so the stream is the same
+    whether ``workers`` processes make the groups ahead (in parallel, ``2 * workers`` in
+    flight) or this process makes them one by one (``workers=0``).
+    """
+    import collections
+    import concurrent.futures
+    import multiprocessing
+
+    def draw():
+        return int(gen.choice(len(sets), p=prob)), int(gen.integers(2 ** 63))
+
+    if workers == 0:
+        while True:
+            i, seed = draw()
+            yield i, _measure(sets[i], options, seed, count)
+    # spawn, not fork: the parent may hold CUDA or OpenMP state that a fork must not copy
+    pool = concurrent.futures.ProcessPoolExecutor(
+        workers, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init,
+        initargs=(sets, options))
+    try:
+        pending = collections.deque()
+        while True:
+            while len(pending) < 2 * workers:
+                i, seed = draw()
+                pending.append((i, pool.submit(_worker_measure, i, seed, count)))
+            i, future = pending.popleft()
+            yield i, future.result()
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _pairs(plan, measured, device):
+    """Network input and target (count, 1, n, n) on ``device`` from one group's buckets."""
+    import torch
+
+    from torchscope.backend import to_tensor
+    from torchscope.ghost._mwcnn import normalise
+    from torchscope.ghost._plan import make_frame
+
+    b, target, depth = measured
+    x = make_frame(plan, to_tensor(b, device=device, dtype=torch.float32), depth, None,
+                   1e-6).pinv()
+    z, mean, std = normalise(x)
+    target = to_tensor(target, device=device, dtype=torch.float32)
+    return z.unsqueeze(1), ((target - mean) / std).unsqueeze(1)
 
 
 def train_mwcnn(patterns, *, steps=2000, batch_size=16, seed=None, device=None, lr=1e-3,
                 model=None, channels=(16, 32, 64, 128), convs=2, weights=None,
                 modulation_depth=(0.65, 0.95), mask_error=(0.0, 0.06), blur=(0.0, 0.6),
                 photons=(1e2, 1e5), perfect_fraction=0.2, noiseless_fraction=0.05, group=4,
-                mix=None):
+                mix=None, workers=0):
     """Train the ``mwcnn`` network on simulated measurements with a pattern set (a generator).
 
     Each step draws ``batch_size`` synthetic objects (photographs from scikit-image's bundled
@@ -412,9 +457,14 @@ def train_mwcnn(patterns, *, steps=2000, batch_size=16, seed=None, device=None, 
     noiseless_fraction : float, optional
         Share of objects measured without Poisson noise.
     group : int, optional
-        Batches simulated with one draw of mask flaws (simulating a group at once is cheaper).
+        Consecutive batches simulated with one draw of pattern set and mask flaws (simulating
+        a group at once is cheaper).
     mix : dict, optional
         Share of each kind of object, see :func:`synthetic_objects` (default :data:`MIX`).
+    workers : int, optional
+        Processes that simulate the measurements ahead of the optimiser (0: this process, one
+        group at a time). The objects and measurements do not depend on it: use workers to
+        keep a GPU busy.
 
     Yields
     ------
@@ -438,6 +488,7 @@ def train_mwcnn(patterns, *, steps=2000, batch_size=16, seed=None, device=None, 
     steps = check_int("steps", steps, 1, type_error=ValueError)
     batch_size = check_int("batch_size", batch_size, 1, type_error=ValueError)
     group = check_int("group", group, 1, type_error=ValueError)
+    workers = check_int("workers", workers, 0, type_error=ValueError)
     lr = check_real("lr", lr, 0, np.inf, low_open=True, type_error=ValueError)
     options = {
         "modulation_depth": _range("modulation_depth", modulation_depth, 1e-3, 1.0),
@@ -474,7 +525,6 @@ def train_mwcnn(patterns, *, steps=2000, batch_size=16, seed=None, device=None, 
     net = net.to(dev).train()
     plans = [get_plan(p) for p in sets]
     described = [_describe(p, plan) for p, plan in zip(sets, plans)]
-    sources = [_Source(p, plan, options, gen, dev) for p, plan in zip(sets, plans)]
     net.config.update(
         sizes=sorted({p.shape[1] for p in sets}),
         orders=sorted({o for o, _ in described if o is not None}),
@@ -492,17 +542,23 @@ def train_mwcnn(patterns, *, steps=2000, batch_size=16, seed=None, device=None, 
                   "started_from": None if model is None else dict(model.config)},
     )
     opt = torch.optim.Adam(net.parameters(), lr=float(lr))
-    prob = weights / weights.sum()
-    for step in range(1, steps + 1):
-        for g in opt.param_groups:
-            g["lr"] = float(lr) * 0.5 * (1 + math.cos(math.pi * (step - 1) / steps))
-        src = sources[gen.choice(len(sources), p=prob)]
-        x, y = src.batch(batch_size, group)
-        with torch.enable_grad():  # also when called under no_grad (e.g. a worker thread)
-            loss = (net(x) - y).abs().mean()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
-        opt.step()
-        yield TrainingProgress(step, steps, float(loss.detach()), net)
+    groups = _groups(sets, options, weights / weights.sum(), gen, batch_size * group, workers)
+    try:
+        for step in range(1, steps + 1):
+            if (step - 1) % group == 0:
+                i, measured = next(groups)
+                xs, ys = _pairs(plans[i], measured, dev)
+            k = (step - 1) % group * batch_size
+            x, y = xs[k:k + batch_size], ys[k:k + batch_size]
+            for g in opt.param_groups:
+                g["lr"] = float(lr) * 0.5 * (1 + math.cos(math.pi * (step - 1) / steps))
+            with torch.enable_grad():  # also when called under no_grad (e.g. a worker thread)
+                loss = (net(x) - y).abs().mean()
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+            torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+            opt.step()
+            yield TrainingProgress(step, steps, float(loss.detach()), net)
+    finally:
+        groups.close()
     return net.eval()
