@@ -301,3 +301,33 @@ def test_load_refuses_other_files(tmp_path):
     save_file({"w": torch.zeros(2)}, str(path))
     with pytest.raises(ValueError, match="not a region-scorer file"):
         load_scorer(path)
+
+
+def test_cnn_scores_reads_a_weight_file_once_per_version(tmp_path, monkeypatch):
+    import os
+
+    import torch
+
+    from torchscope.deblur import _scorer
+
+    boxes = np.array([[0, 0, 64, 64], [16, 32, 64, 64]])
+    image = np.random.default_rng(0).random((96, 96)).astype(np.float32)
+    path = tmp_path / "mine.safetensors"
+
+    def write(seed):
+        torch.manual_seed(seed)
+        _scorer.save_weights(_scorer.RegionScorer(width=4, patch_size=64), path)
+
+    loads = []
+    real = _scorer.load_scorer
+    monkeypatch.setattr(_scorer, "load_scorer", lambda *a, **k: loads.append(a) or real(*a, **k))
+    write(0)
+    first = _scorer.cnn_scores(image, boxes, weights=path, device="cpu")
+    again = _scorer.cnn_scores(image, boxes, weights=path, device="cpu")
+    np.testing.assert_array_equal(first, again)
+    assert len(loads) == 1
+    write(1)  # a new version of the file (its time stamp moved on) is read again
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 10 ** 9))
+    other = _scorer.cnn_scores(image, boxes, weights=path, device="cpu")
+    assert len(loads) == 2 and not np.allclose(other, first)

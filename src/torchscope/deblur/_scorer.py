@@ -20,6 +20,7 @@ Input: grayscale patches in [0, 1], shape (N, 1, s, s) with ``s`` the ``patch_si
 network was built for.
 """
 
+import functools
 import hashlib
 import os
 from pathlib import Path
@@ -166,12 +167,27 @@ def sha256(path):
     return h.hexdigest()
 
 
+@functools.lru_cache(maxsize=4)
+def _cached_scorer(path, stamp, device):
+    return load_scorer(path, device=device)
+
+
+def _scorer_for(weights, device):
+    """:func:`load_scorer`, read once per file version and device (networks are not changed)."""
+    path = Path(default_weights() if weights is None else os.fspath(weights))
+    try:
+        st = path.stat()
+    except OSError:
+        return load_scorer(weights, device=device)  # the error that names what is missing
+    return _cached_scorer(os.fspath(path), (st.st_mtime_ns, st.st_size), device)
+
+
 def cnn_scores(gray, boxes, *, weights=None, device=None, batch_size=32):
     """Probabilities of the scorer for the square ``boxes`` of a [0, 1] grayscale image."""
     from torchscope.backend import get_device, to_tensor
 
     dev = get_device(device)
-    model = load_scorer(weights, device=dev)
+    model = _scorer_for(weights, dev)
     sizes = set(boxes[:, 2].tolist()) | set(boxes[:, 3].tolist())
     if sizes != {model.patch_size}:
         raise ValueError(f"the cnn scorer was trained on {model.patch_size} x "
