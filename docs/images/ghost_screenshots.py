@@ -4,7 +4,7 @@
 
 ``napari-ghost.png``: the 14-tooth gear sample (64 x 64, 30 µm pixels) simulated with 768 zigzag
 binary Hadamard masks (18.75 %), D_r 0.8, 3 % mask error, 1000 photons, seed 0; reconstructed
-by gi, pinv and tv; marks from the object; grid view. ``napari-ghost-curve.png``: the "CAS"
+by gi, pinv, tv and mwcnn; marks from the object; grid view. ``napari-ghost-curve.png``: the "CAS"
 sample at 32 x 32 (the paper's Cu mask: 150 µm pixels, D_r 0.75), CNR against the number of
 exposures for speckle masks (gi), then Hadamard masks (gi, tv) drawn over it, as in Fig. 2(j).
 """
@@ -25,7 +25,7 @@ def main(out):
     [gear] = viewer.open_sample(PLUGIN, "ghost_gear")
     dock, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Ghost imaging")
     widget.object.value = gear
-    widget.methods.value = ["gi", "pinv", "tv"]
+    widget.methods.value = ["gi", "pinv", "tv", "mwcnn"]
     widget.run()
     wait(widget)
     widget.marks_from_object()
