@@ -24,13 +24,16 @@ Cases
       checkpoints (the issue asks that the error never grows).
 
 Time per iteration is the wall time of the whole run divided by the number of iterations (for
-torchscope that includes the set-up and the final snapshot). Timings taken while other work
+torchscope that includes the set-up and the final snapshot); with ``--rounds N`` every case
+runs N times, one round of all cases after another, and the median is reported (ratios are
+taken between medians). Timings taken while other work
 loads the machine are provisional.
 
 Usage::
 
     python benchmarks/bench_ptycho.py                    # 1 thread, CPU, 200 iterations
     python benchmarks/bench_ptycho.py --quick            # smoke test: few iterations
+    python benchmarks/bench_ptycho.py --rounds 3         # median time of 3 rounds of every case
     python benchmarks/bench_ptycho.py --device cuda --no-peers
 """
 
@@ -205,6 +208,9 @@ def main(argv=None):
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--quick", action="store_true", help="smoke test: 6 iterations, 2 for peers")
     ap.add_argument("--no-peers", action="store_true")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="run every timed case this many times, in turn, and report the median "
+                         "time and the range (the results are the same every round)")
     args = ap.parse_args(argv)
 
     import torch
@@ -232,63 +238,92 @@ def main(argv=None):
 
     print("| code | case | s / iteration | NRMSE | notes |")
     print("|---|---|---:|---:|---|")
-    ours = {}
-    peer_time = {}
-    for engine in ("epie", "rpie"):
-        result, dt = run_ours(measured, its, args.device, engine=engine)
-        ours[engine] = dt
-        row("torchscope", f"{engine}, 1 mode", dt, ptycho.object_error(result.obj, obj, roi))
 
-    if not args.no_peers:
-        for name, runner, engine in (("PtyLab", run_ptylab, "ePIE"), ("pty-chi", run_ptychi, "RPIE"),
-                                     ("pty-chi", run_ptychi, "LSQML")):
-            try:
-                rec, dt = runner(measured, peer_its, engine)
-            except ImportError as exc:
-                print(f"note: skipped {name} {engine}: {exc}")
-                continue
-            peer_time[name, engine] = dt
-            ref = ours["epie" if engine == "ePIE" else "rpie"]
-            note = f"{dt / ref:.1f} x torchscope's {'epie' if engine == 'ePIE' else 'rpie'} time"
-            if np.all(np.isfinite(rec)):
-                row(name, f"{engine}, 1 mode", dt, ptycho.object_error(rec, obj, roi), note)
-            else:
-                row(name, f"{engine}, 1 mode", dt, float("nan"), note + "; diverged (NaN)")
-
-    # three modes
     obj3, _, _, measured3, roi3 = problem(modes=3, occupancies=(0.6, 0.25, 0.15))
-    result, dt = run_ours(measured3, its, args.device, engine="rpie", modes=3)
-    occ = ", ".join(f"{o:.3f}" for o in result.occupancies)
-    note = (f"occupancies {occ} (true 0.600, 0.250, 0.150); "
-            f"{dt / ours['rpie']:.2f} x the 1-mode rpie time")
-    if ("PtyLab", "ePIE") in peer_time:
-        note += f", {dt / peer_time['PtyLab', 'ePIE']:.2f} x PtyLab's 1-mode ePIE time"
-    nrmse3 = ptycho.object_error(result.obj, obj3, roi3)
-    row("torchscope", "rpie, 3 modes (3-mode data)", dt, nrmse3, note)
-
-    # position refinement
     error = np.random.default_rng(7).normal(size=pos.shape)
     error -= error.mean(axis=0)
     error *= 2.7 / rms_position_error(pos + error, pos)  # exactly 2.7 px RMS
     wrong = ptycho.PtychoData(measured.patterns, pos + error, measured.geometry)
     start_rms = rms_position_error(wrong.positions_px, pos)
-    # with refinement the automatic schedule keeps its first batches (5 positions here, with
-    # the object's momentum); the run without refinement is timed both ways: with its own
-    # schedule (what a user gets) and with the same batches and momentum (the cost of the
-    # refinement itself)
-    base = {}
+
+    # every case: (key, runner); all run once per round, in turn, so that a change of the
+    # machine's speed hits all of them alike; the reported time is the median over rounds
+    cases = [(("torchscope", engine), lambda e=engine: run_ours(measured, its, args.device,
+                                                                 engine=e))
+             for engine in ("epie", "rpie")]
+    if not args.no_peers:
+        cases += [((name, engine), lambda r=runner, e=engine: r(measured, peer_its, e))
+                  for name, runner, engine in (("PtyLab", run_ptylab, "ePIE"),
+                                               ("pty-chi", run_ptychi, "RPIE"),
+                                               ("pty-chi", run_ptychi, "LSQML"))]
+    cases.append((("torchscope", "3 modes"),
+                  lambda: run_ours(measured3, its, args.device, engine="rpie", modes=3)))
+    # with refinement the automatic schedule starts with batches of 5 positions and keeps at
+    # least AUTO_REFINE_MIN_BATCHES; the run without refinement is timed both with its own
+    # schedule (what a user gets) and with fixed batches of 5 and the same momentum
     for refinement, batch in ((None, None), (None, 5), ("adam", None), ("fixed_gain", None)):
         momentum = None if batch is None else AUTO_MOMENTUM
-        result, dt = run_ours(wrong, its, args.device, engine="rpie", position_refinement=refinement,
-                              batch_size=batch, momentum=momentum)
-        if refinement is None:
-            base[batch] = dt
+        cases.append((("refinement", refinement, batch),
+                      lambda r=refinement, b=batch, m=momentum: run_ours(
+                          wrong, its, args.device, engine="rpie", position_refinement=r,
+                          batch_size=b, momentum=m)))
+    times, results = {}, {}
+    for _ in range(args.rounds):
+        for key, runner in cases:
+            if key in results and results[key] is None:
+                continue  # a peer that is not installed
+            try:
+                results[key], dt = runner()
+            except ImportError as exc:
+                print(f"note: skipped {key[0]} {key[1]}: {exc}")
+                results[key] = None
+                continue
+            times.setdefault(key, []).append(dt)
+    t = {key: float(np.median(v)) for key, v in times.items()}
+    spread = {key: (min(v), max(v)) for key, v in times.items()}
+
+    def seconds(key):
+        lo, hi = spread[key]
+        return "" if args.rounds == 1 else f"; {len(times[key])} rounds: {lo:.4f} to {hi:.4f} s"
+
+    for engine in ("epie", "rpie"):
+        key = ("torchscope", engine)
+        row("torchscope", f"{engine}, 1 mode", t[key],
+            ptycho.object_error(results[key].obj, obj, roi), seconds(key).lstrip("; "))
+    peer_time = {}
+    for key in [k for k, _ in cases if k[0] in ("PtyLab", "pty-chi")]:
+        if results.get(key) is None:
+            continue
+        name, engine = key
+        peer_time[key] = dt = t[key]
+        ref = t["torchscope", "epie" if engine == "ePIE" else "rpie"]
+        note = f"{dt / ref:.1f} x torchscope's {'epie' if engine == 'ePIE' else 'rpie'} time"
+        rec = results[key]
+        if np.all(np.isfinite(rec)):
+            row(name, f"{engine}, 1 mode", dt, ptycho.object_error(rec, obj, roi), note + seconds(key))
+        else:
+            row(name, f"{engine}, 1 mode", dt, float("nan"), note + "; diverged (NaN)" + seconds(key))
+
+    key = ("torchscope", "3 modes")
+    result, dt = results[key], t[key]
+    occ = ", ".join(f"{o:.3f}" for o in result.occupancies)
+    note = (f"occupancies {occ} (true 0.600, 0.250, 0.150); "
+            f"{dt / t['torchscope', 'rpie']:.2f} x the 1-mode rpie time")
+    if ("PtyLab", "ePIE") in peer_time:
+        note += f", {dt / peer_time['PtyLab', 'ePIE']:.2f} x PtyLab's 1-mode ePIE time"
+    row("torchscope", "rpie, 3 modes (3-mode data)", dt,
+        ptycho.object_error(result.obj, obj3, roi3), note + seconds(key))
+
+    base = {None: t["refinement", None, None], 5: t["refinement", None, 5]}
+    for refinement, batch in ((None, None), (None, 5), ("adam", None), ("fixed_gain", None)):
+        key = ("refinement", refinement, batch)
+        result, dt = results[key], t[key]
         note = f"positions {start_rms:.2f} -> {rms_position_error(result.positions_px, pos):.3f} px RMS"
         if refinement is not None:
             note += (f"; {dt / base[None]:.2f} x the time without refinement (automatic batches), "
-                     f"{dt / base[5]:.2f} x with the same batches of 5")
+                     f"{dt / base[5]:.2f} x with fixed batches of 5")
         case = f"rpie, refinement {refinement}" + ("" if batch is None else f", batch_size={batch}")
-        row("torchscope", case, dt, ptycho.object_error(result.obj, obj, roi), note)
+        row("torchscope", case, dt, ptycho.object_error(result.obj, obj, roi), note + seconds(key))
 
     # low dose: the error must not grow
     obj4, _, _, measured4, roi4 = problem(photons=1e4)

@@ -180,6 +180,32 @@ def test_automatic_schedule_settles(problem):
     assert change[120] < 1e-2 * change[40]
 
 
+def test_refinement_grows_the_batches_but_keeps_several(monkeypatch):
+    # 100 positions start in 20 batches; with refinement the schedule may merge them while the
+    # error stalls, but never into fewer than AUTO_REFINE_MIN_BATCHES; without it, into one
+    rng = np.random.default_rng(5)
+    obj = _smooth_object(rng)
+    probe = ptycho.make_probe(16, diameter_px=10, edge_px=2, quadratic_phase_rad=1.0)
+    pos = ptycho.raster_positions(10, 2.0, jitter_px=1, integer=True, rng=2)
+    data = ptycho.simulate(obj, probe, pos)
+    wrong = ptycho.PtychoData(data.patterns, pos + rng.normal(0, 0.7, pos.shape), data.geometry)
+    sizes = []
+    original = _engines._Engine.set_batch_size
+
+    def spy(self, batch_size, groups=None):
+        sizes.append(batch_size)
+        return original(self, batch_size, groups)
+
+    monkeypatch.setattr(_engines._Engine, "set_batch_size", spy)
+    ptycho.reconstruct(wrong, iterations=150, position_refinement="adam", seed=0)
+    counts = [int(np.ceil(100 / b)) for b in sizes]
+    assert counts[0] == 20 and len(counts) > 1  # it grew
+    assert min(counts) == _engines.AUTO_REFINE_MIN_BATCHES
+    sizes.clear()
+    ptycho.reconstruct(wrong, iterations=150, seed=0)
+    assert sizes[-1] == 100
+
+
 def test_snapshots_results_and_continuation(problem):
     data = problem[3]
     snaps = list(ptycho.iterate(data, iterations=7, every=3, seed=2))

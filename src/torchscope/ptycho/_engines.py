@@ -80,6 +80,10 @@ REGISTRATION_CHUNK_BYTES = 64 * 2 ** 20
 #: iterations halves the number of batches; with one batch left, it halves the update rates.
 AUTO_BATCHES = 20
 AUTO_MIN_BATCH_SIZE = 4
+#: With position refinement the schedule stops growing the batches before fewer than this many
+#: are left (and never halves the update rates): a position is only observable while the
+#: updates of its window are mostly its own.
+AUTO_REFINE_MIN_BATCHES = 5
 AUTO_WINDOW = 10
 AUTO_STALL = 0.01
 #: The object's momentum with the automatic schedule (``momentum=None``): after each iteration
@@ -251,10 +255,8 @@ class _Engine:
         self.subpixel = bool(np.any(positions != np.round(positions))) or refinement is not None
 
         self.seed = seed
-        # with position refinement the automatic schedule keeps its first, small batches: the
-        # data error stalls while positions are still wrong, and positions are only observable
-        # while each window's update stays close to its own (not averaged over many windows)
-        self.auto_batches = batch_size is None and refinement is None
+        self.auto_batches = batch_size is None
+        self.min_batches = 1 if refinement is None else AUTO_REFINE_MIN_BATCHES
         self.history = []  # data error per iteration (host floats; the automatic schedule)
         self.phase_start = 0
         self.step_scale = 1.0
@@ -298,10 +300,10 @@ class _Engine:
         history = self.history
         if len(history) > self.phase_start + AUTO_WINDOW and \
                 history[-1] > (1.0 - AUTO_STALL) * history[-1 - AUTO_WINDOW]:
+            count = max(1, math.ceil(self.n_pos / self.batch_size) // 2)
             if self.batch_size >= self.n_pos:
                 self.step_scale *= 0.5
-            else:
-                count = max(1, math.ceil(self.n_pos / self.batch_size) // 2)
+            elif count >= self.min_batches:
                 self.set_batch_size(math.ceil(self.n_pos / count))
             self.phase_start = len(history)
 
@@ -620,7 +622,8 @@ class _Engine:
         torch = self.torch
         if state["probe"].shape == tuple(self.probe.shape):
             self.probe = torch.as_tensor(state["probe"], device=self.dev)
-        if self.auto_batches and state["auto_batches"]:
+        if self.auto_batches and state["auto_batches"] and \
+                (self.refinement is None) == (state["refinement"] is None):
             self.set_batch_size(state["batch_size"], state["groups"])
             self.history = list(state["history"])
             self.phase_start = state["phase_start"]
