@@ -92,6 +92,24 @@ def rank_loss(logits, similarity, image, margin=0.05):
     return torch.nn.functional.softplus(logits[None, :] - logits[:, None])[pairs].mean()
 
 
+def smoothed_similarity(boxes, similarity, radius):
+    """Each window's similarity averaged with its neighbours on the window grid (those within
+    ``radius`` grid steps, a square; fewer at the border): the similarity expected from the
+    window's neighbourhood, less noisy than one estimate (neighbouring windows' estimates
+    differ by chance as much as by content)."""
+    from scipy import ndimage as ndi
+
+    rows, cols = np.unique(boxes[:, 0]), np.unique(boxes[:, 1])
+    r, c = np.searchsorted(rows, boxes[:, 0]), np.searchsorted(cols, boxes[:, 1])
+    total = np.zeros((len(rows), len(cols)))
+    count = np.zeros_like(total)
+    total[r, c], count[r, c] = similarity, 1.0
+    size = 2 * radius + 1
+    window_sum = ndi.uniform_filter(total, size, mode="constant") * size * size
+    window_count = ndi.uniform_filter(count, size, mode="constant") * size * size
+    return (window_sum / np.maximum(window_count, 1e-9))[r, c]
+
+
 def _scores(model, shards, items, device, batch_size):
     import torch
 
@@ -160,6 +178,10 @@ def train(args, log=print):
     shards = _dataset.load(args.data)
     info = json.loads((Path(args.data) / "dataset.json").read_text())
     patch = int(info["size"])
+    if args.smooth:
+        for shard in shards:
+            shard["smoothed"] = smoothed_similarity(shard["boxes"], shard["similarity"],
+                                                    args.smooth)
     train_items = _windows(shards, "train")
     if not train_items:
         raise SystemExit(f"{args.data} holds no windows of the train split.")
@@ -199,7 +221,8 @@ def train(args, log=print):
             logits = model(x.to(device))
             loss = loss_fn(logits, y.to(device))
             if args.rank_weight:
-                sims = torch.tensor([shards[i]["similarity"][j] for i, j in items],
+                key = "smoothed" if args.smooth else "similarity"
+                sims = torch.tensor([shards[i][key][j] for i, j in items],
                                     dtype=logits.dtype, device=device)
                 image = torch.tensor([i for i, _ in items], device=device)
                 loss = loss + args.rank_weight * rank_loss(logits, sims, image)
@@ -240,6 +263,7 @@ def train(args, log=print):
         "training": {"epochs_run": len(history), "batch_size": args.batch_size, "lr": args.lr,
                      "momentum": 0.9, "weight_decay": args.weight_decay, "seed": args.seed,
                      "init": args.init, "rank_weight": args.rank_weight, "group": args.group,
+                     "smooth": args.smooth,
                      "select": args.select,
                      "pos_weight": pos_weight, "seconds": round(seconds, 1),
                      "device": str(device), "torch": torch.__version__,
@@ -302,9 +326,13 @@ def main(argv=None):
     ap.add_argument("--rank-weight", type=float, default=0.0,
                     help="add this weight times a within-image pairwise ranking loss on the "
                          "kernel similarities (0: the paper's cross-entropy alone)")
+    ap.add_argument("--smooth", type=int, default=0, metavar="R",
+                    help="with --rank-weight: rank by the similarity averaged over the windows "
+                         "within R grid steps (0: each window's own)")
     ap.add_argument("--group", type=int, default=8,
                     help="with --rank-weight: windows of one image per group in a batch")
-    ap.add_argument("--select", default="auc", choices=("auc", "within_image_auc"),
+    ap.add_argument("--select", default="auc",
+                    choices=("auc", "within_image_auc", "top_similarity_gain"),
                     help="validation metric that picks the epoch kept")
     ap.add_argument("--evaluate-only", action="store_true",
                     help="train nothing: print the metrics of the weights at --out on the "

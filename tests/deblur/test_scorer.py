@@ -152,6 +152,20 @@ def test_evaluation_separates_pooled_and_within_image_ranking(monkeypatch):
     assert result["top_similarity_gain"] == pytest.approx(np.mean(worst))
 
 
+def test_smoothed_similarity_by_hand():
+    script = _script()
+    # a 3 x 2 grid of windows (stride 20), listed in another order than the grid's
+    grid = np.array([[0.0, 1.0], [2.0, 3.0], [4.0, 5.0]])
+    cells = [(2, 1), (0, 0), (1, 0), (0, 1), (2, 0), (1, 1)]
+    boxes = np.array([[20 * r, 20 * c, 228, 228] for r, c in cells])
+    sims = np.array([grid[r, c] for r, c in cells])
+    # radius 1: the mean over the 3 x 3 square around each window, cut at the border
+    expected = {(0, 0): 1.5, (0, 1): 1.5, (1, 0): 2.5, (1, 1): 2.5, (2, 0): 3.5, (2, 1): 3.5}
+    np.testing.assert_allclose(script.smoothed_similarity(boxes, sims, 1),
+                               [expected[cell] for cell in cells])
+    np.testing.assert_allclose(script.smoothed_similarity(boxes, sims, 0), sims)
+
+
 def test_rank_loss_and_grouped_batches_by_hand():
     import torch
 
