@@ -166,6 +166,19 @@ def test_smoothed_similarity_by_hand():
     np.testing.assert_allclose(script.smoothed_similarity(boxes, sims, 0), sims)
 
 
+def test_neighbour_choice_leaves_the_window_out():
+    script = _script()
+    grid = np.full((3, 3), 0.9)
+    grid[1, 1] = 0.1  # the best neighbourhood, the worst window
+    boxes = np.array([[20 * r, 20 * c, 228, 228] for r in range(3) for c in range(3)])
+    shard = {"split": "val", "boxes": boxes, "similarity": grid.reshape(-1)}
+    other = {"split": "train", "boxes": boxes, "similarity": np.zeros(9)}
+    result = script.neighbour_choice([shard, other], "val")
+    assert result["images"] == 1 and result["good"] == 0.0
+    assert result["gain"] == pytest.approx(0.1 - grid.mean())
+    assert result["random"] == pytest.approx(8 / 9)
+
+
 def test_rank_loss_and_grouped_batches_by_hand():
     import torch
 
