@@ -92,22 +92,29 @@ def rank_loss(logits, similarity, image, margin=0.05):
     return torch.nn.functional.softplus(logits[None, :] - logits[:, None])[pairs].mean()
 
 
-def smoothed_similarity(boxes, similarity, radius):
-    """Each window's similarity averaged with its neighbours on the window grid (those within
-    ``radius`` grid steps, a square; fewer at the border): the similarity expected from the
-    window's neighbourhood, less noisy than one estimate (neighbouring windows' estimates
-    differ by chance as much as by content)."""
+def _neighbourhood_sums(boxes, values, radius):
+    """Per window: the sum of ``values`` over the windows within ``radius`` grid steps (a
+    square, cut at the border) and how many windows that is."""
     from scipy import ndimage as ndi
 
     rows, cols = np.unique(boxes[:, 0]), np.unique(boxes[:, 1])
     r, c = np.searchsorted(rows, boxes[:, 0]), np.searchsorted(cols, boxes[:, 1])
     total = np.zeros((len(rows), len(cols)))
     count = np.zeros_like(total)
-    total[r, c], count[r, c] = similarity, 1.0
+    total[r, c], count[r, c] = values, 1.0
     size = 2 * radius + 1
-    window_sum = ndi.uniform_filter(total, size, mode="constant") * size * size
-    window_count = ndi.uniform_filter(count, size, mode="constant") * size * size
-    return (window_sum / np.maximum(window_count, 1e-9))[r, c]
+    sums = ndi.uniform_filter(total, size, mode="constant") * size * size
+    counts = ndi.uniform_filter(count, size, mode="constant") * size * size
+    return sums[r, c], np.rint(counts[r, c])
+
+
+def smoothed_similarity(boxes, similarity, radius):
+    """Each window's similarity averaged with its neighbours on the window grid (those within
+    ``radius`` grid steps, a square; fewer at the border): the similarity expected from the
+    window's neighbourhood, less noisy than one estimate (neighbouring windows' estimates
+    differ by chance as much as by content)."""
+    sums, counts = _neighbourhood_sums(boxes, similarity, radius)
+    return sums / np.maximum(counts, 1)
 
 
 def neighbour_choice(shards, split):
@@ -124,14 +131,9 @@ def neighbour_choice(shards, split):
     for shard in shards:
         if shard["split"] != split:
             continue
-        boxes, sims = shard["boxes"], shard["similarity"].astype(float)
-        rows, cols = np.unique(boxes[:, 0]), np.unique(boxes[:, 1])
-        r, c = np.searchsorted(rows, boxes[:, 0]), np.searchsorted(cols, boxes[:, 1])
-        # windows in each one's 3 x 3 square (fewer at the border), then the mean without it
-        count = ((np.minimum(r + 1, len(rows) - 1) - np.maximum(r - 1, 0) + 1)
-                 * (np.minimum(c + 1, len(cols) - 1) - np.maximum(c - 1, 0) + 1))
-        neighbours = ((smoothed_similarity(boxes, sims, 1) * count - sims)
-                      / np.maximum(count - 1, 1))
+        sims = shard["similarity"].astype(float)
+        sums, counts = _neighbourhood_sums(shard["boxes"], sims, 1)
+        neighbours = (sums - sims) / np.maximum(counts - 1, 1)  # the 3 x 3 square without it
         pick = int(np.argmax(neighbours))
         gains.append(sims[pick] - sims.mean())
         good.append(sims[pick] > 0.75)

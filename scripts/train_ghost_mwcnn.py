@@ -107,7 +107,6 @@ def write_card(path, model, sha, metrics, command, trained):
     cfg = model.config
     tr = cfg["training"]
     nparams = sum(p.numel() for p in model.parameters())
-    rows = _summary_rows(metrics) if metrics else []
     lines = [
         f"# Model card: `{path.with_suffix('.safetensors').name}`",
         "",
@@ -177,18 +176,18 @@ def write_card(path, model, sha, metrics, command, trained):
     ]
     if not metrics:
         lines[-4:] = ["Not measured yet: `scripts/train_ghost_mwcnn.py --evaluate-only`."]
-    for r in rows:
-        lines.append(f"| {r['n']} | {r['ratio']:.4g} | {r['setting']} | {r['pinv_psnr']:.2f} | "
-                     f"{r['tv_psnr']:.2f} | {r['mwcnn_psnr']:.2f} | {r['pinv_cnr']:.2f} | "
-                     f"{r['tv_cnr']:.2f} | {r['mwcnn_cnr']:.2f} |")
-    per = metrics[64][0.1875]["D_r 0.8, 3 % error, 1000 photons"] if metrics else {"pinv": {}}
-    if metrics:
+    else:
+        for r in _summary_rows(metrics):
+            lines.append(f"| {r['n']} | {r['ratio']:.4g} | {r['setting']} | {r['pinv_psnr']:.2f} | "
+                         f"{r['tv_psnr']:.2f} | {r['mwcnn_psnr']:.2f} | {r['pinv_cnr']:.2f} | "
+                         f"{r['tv_cnr']:.2f} | {r['mwcnn_cnr']:.2f} |")
         lines += ["", "Per image (64 x 64, 18.75 %, D_r 0.8, 3 % error, 1000 photons):", "",
                   "| image | pinv | tv | mwcnn |", "|---|---:|---:|---:|"]
-    for k in per["pinv"]:
-        unit = "CNR" if k.startswith("binary_") else "dB"
-        lines.append(f"| {k} ({unit}) | {per['pinv'][k]:.2f} | {per['tv'][k]:.2f} | "
-                     f"{per['mwcnn'][k]:.2f} |")
+        per = metrics[64][0.1875]["D_r 0.8, 3 % error, 1000 photons"]
+        for k in per["pinv"]:
+            unit = "CNR" if k.startswith("binary_") else "dB"
+            lines.append(f"| {k} ({unit}) | {per['pinv'][k]:.2f} | {per['tv'][k]:.2f} | "
+                         f"{per['mwcnn'][k]:.2f} |")
     lines += [
         "",
         "## Limitations",
