@@ -189,6 +189,18 @@ def _groups(positions, win, batch_size, seed):
     return batches, disjoint
 
 
+def _power_sum(z, dim, scratch, out=None):
+    """``sum(|z|^2, dim)`` for complex ``z``: the squares of the real and imaginary parts in
+    one contiguous pass (into ``scratch``, a complex tensor of z's shape), their sum over
+    ``dim``, then real + imaginary part (the reductions of ``z.abs()`` or of strided real views
+    take two to four times as long on a CPU)."""
+    import torch
+
+    torch.square(torch.view_as_real(z), out=torch.view_as_real(scratch))
+    s = scratch.select(dim, 0) if z.shape[dim] == 1 else scratch.sum(dim)
+    return torch.add(s.real, s.imag, out=out)
+
+
 # ---------------------------------------------------------------------------------- engine
 
 class _Engine:
@@ -387,16 +399,14 @@ class _Engine:
             ws = {
                 "crop": torch.empty(k, ny, nx, **c),
                 "upd": torch.empty(k, ny, nx, **c),
-                "wave": torch.empty(k, m, ny, nx, **c),  # exit waves, then psi' - psi
-                "far": torch.empty(k, m, ny, nx, **c),  # far field, then its correction
+                "wave": torch.empty(k, m, ny, nx, **c),  # exit waves, then products
+                "probe": torch.empty(m, ny, nx, **c),
                 "ratio": torch.empty(k, ny, nx, **r),
                 "power": torch.empty(k, ny, nx, **r),
                 "den": torch.empty(k, ny, nx, **r),
                 "total": torch.empty(self.obj_shape, **r),
             }
             if self.subpixel:
-                ws["spec"] = torch.empty(k, ny, nx, **c)
-                ws["win"] = torch.empty(k, ny, nx, **c)
                 ws["upd_spec"] = torch.empty(k, ny, nx, **c)
             self.workspaces[k] = ws
         return ws
@@ -413,47 +423,46 @@ class _Engine:
             # the spectra of the windows and of their own updates go straight into the
             # registration's queue (see _register)
             spec_out, solo_out = self._registration_slots(g)
-        else:
-            spec_out, solo_out = ws.get("spec"), None
         if self.subpixel:
-            # the window the probe sees: the object translated by the sub-pixel rest
-            spec = torch.fft.fft2(crop, out=spec_out).mul_(ramp)
-            win = torch.fft.ifft2(spec, out=ws["win"])
+            # the window the probe sees: the object translated by the sub-pixel rest (with
+            # refinement its spectrum goes into the registration's queue)
+            spec = torch.fft.fft2(crop)
+            spec = torch.mul(spec, ramp, out=spec_out) if refine else spec.mul_(ramp)
+            win = torch.fft.ifft2(spec)
         else:
             win = crop
         probe = self.probe
         m = probe.shape[0]
         wave = torch.mul(probe, win[:, None], out=ws["wave"])  # (K, M, ny, nx)
-        far = torch.fft.fft2(wave, norm="ortho", out=ws["far"])
-        inten = torch.mul(far.real[:, 0], far.real[:, 0], out=ws["ratio"])
-        inten.addcmul_(far.imag[:, 0], far.imag[:, 0])
-        for p in range(1, m):
-            inten.addcmul_(far.real[:, p], far.real[:, p]).addcmul_(far.imag[:, p], far.imag[:, p])
+        # the transforms write fresh tensors: with out= they compute into a temporary and copy
+        far = torch.fft.fft2(wave, norm="ortho")
+        inten = _power_sum(far, 1, ws["wave"], out=ws["ratio"]).add_(1e-30)  # sum_p |F{psi_p}|^2
         # equation 7: F{psi'} - F{psi} = F{psi} (sqrt(I_meas / I) - 1)
-        ratio = inten.add_(1e-30).rsqrt_().mul_(self.batch_amp[g]).sub_(1.0)
+        ratio = inten.rsqrt_().mul_(self.batch_amp[g]).sub_(1.0)
         if self.mask is not None:
             ratio.mul_(self.mask)
         delta = far.mul_(ratio[:, None])
         flat = delta.view(-1)
         self.err_parts.append(torch.vdot(flat, flat).real)
-        diff = torch.fft.ifft2(delta, norm="ortho", out=ws["wave"])  # psi' - psi
+        diff = torch.fft.ifft2(delta, norm="ortho")  # psi' - psi
 
-        # probe update (eq. 5) from the windows before their update
-        p_num = torch.mul(diff, win.conj()[:, None], out=ws["far"]).sum(0)
-        win_power = torch.mul(win.real, win.real, out=ws["power"]).addcmul_(win.imag, win.imag)
-        p_den = win_power[0] if k == 1 else win_power.sum(0)  # sum_j |o_j|^2
+        # probe update (eq. 5) from the windows before their update: sum_j psi_j o_j^* and
+        # sum_j |o_j|^2 (vecdot conjugates its first argument)
+        p_num = torch.linalg.vecdot(win[:, None], diff, dim=0)
+        p_den = _power_sum(win, 0, ws["upd"])
         # object update (eq. 6), in the probe's frame
-        probe_c = probe.conj()
         if m == 1:
-            o_num = torch.mul(diff[:, 0], probe_c[0], out=ws["upd"])
+            o_num = torch.mul(diff[:, 0], probe[0].conj(), out=ws["upd"])
         else:
-            o_num = torch.sum(torch.mul(diff, probe_c, out=ws["far"]), 1, out=ws["upd"])
-        power = (probe.real.square() + probe.imag.square()).sum(0)
+            o_num = torch.sum(torch.mul(diff, probe.conj(), out=ws["wave"]), 1, out=ws["upd"])
+        power = _power_sum(probe, 0, ws["probe"])  # sum_p |P_p|^2
         gamma = o["gamma"]
         alpha_obj = o["alpha_obj"] * self.step_scale
         peak = power.max()
-        den_one = peak if gamma == 1.0 else gamma * peak + (1.0 - gamma) * power
         solo_spec = None
+        if self.disjoint[g] or k == 1 or refine:
+            # equation 6's denominator for one window
+            den_one = peak if gamma == 1.0 else power.mul(1.0 - gamma).add_(peak, alpha=gamma)
         if self.disjoint[g] or k == 1:
             # equation 6 as it stands: no window of this batch overlaps another
             upd = o_num.mul_(alpha_obj / den_one)
@@ -470,24 +479,25 @@ class _Engine:
             self._scatter_add(total, ky, kx, power.expand(k, *power.shape))
             local = torch.ops.aten.index.Tensor_out(
                 total.as_strided(self.windows.shape, self.windows.stride()), [ky, kx], out=ws["power"])
-            den = torch.clamp(local, min=peak, out=ws["den"])
+            den = torch.clamp(local, min=peak, out=ws["den"]).mul_(gamma / alpha_obj)
             if gamma != 1.0:
-                den.mul_(gamma).add_(local, alpha=1.0 - gamma)
-            upd = o_num.mul_(den.reciprocal_().mul_(alpha_obj))
+                den.add_(local, alpha=(1.0 - gamma) / alpha_obj)
+            upd = o_num.mul_(den.reciprocal_())  # alpha_obj / den
         if self.subpixel:
             if refine and solo_spec is None:
                 # the window's own update is the update: its spectrum serves both
                 solo_spec = torch.fft.fft2(upd, out=solo_out)
                 upd_spec = torch.mul(solo_spec, ramp_c, out=ws["upd_spec"])
             else:
-                upd_spec = torch.fft.fft2(upd, out=ws["upd_spec"]).mul_(ramp_c)
-            upd = torch.fft.ifft2(upd_spec, out=ws["upd"])
+                upd_spec = torch.fft.fft2(upd).mul_(ramp_c)
+            upd = torch.fft.ifft2(upd_spec)
         self._scatter_add(self.obj, ky, kx, upd)
         beta = o["beta"]
         # equation 5 with numerator and denominator summed over the batch (for one window,
         # equation 5 itself); the common probe takes the weighted mean of the corrections
-        den = p_den.max() if beta == 1.0 else beta * p_den.max() + (1.0 - beta) * p_den
-        self.probe = probe + p_num * (o["alpha_probe"] * self.step_scale / den)
+        p_peak = p_den.max()
+        den = p_peak if beta == 1.0 else p_den.mul(1.0 - beta).add_(p_peak, alpha=beta)
+        self.probe = torch.addcdiv(probe, p_num, den, value=o["alpha_probe"] * self.step_scale)
 
     # -- one iteration ---------------------------------------------------------------
     def step(self):
