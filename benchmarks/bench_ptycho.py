@@ -34,6 +34,7 @@ Usage::
     python benchmarks/bench_ptycho.py                    # 1 thread, CPU, 200 iterations
     python benchmarks/bench_ptycho.py --quick            # smoke test: few iterations
     python benchmarks/bench_ptycho.py --rounds 3         # median time of 3 rounds of every case
+    python benchmarks/bench_ptycho.py --seeds 6          # quality figures on 6 seeds of the problem
     python benchmarks/bench_ptycho.py --device cuda --no-peers
 """
 
@@ -111,6 +112,59 @@ def error_curve(measured, truth, roi, iterations, every, device, **options):
                                device=device, **options):
         curve.append((snap.iteration, ptycho.object_error(snap.obj, truth, roi)))
     return curve
+
+
+def wrong_positions(pos, seed=7):
+    """The refinement case's starting positions: a Gaussian error of exactly 2.7 px RMS."""
+    error = np.random.default_rng(seed).normal(size=pos.shape)
+    error -= error.mean(axis=0)
+    error *= 2.7 / rms_position_error(pos + error, pos)
+    return pos + error
+
+
+def quality_over_seeds(seeds, iterations, device):
+    """The quality figures on ``seeds`` variants of the problem (raster jitter, Poisson noise and
+    the refinement's position errors drawn from each seed; the objects and the probe are the
+    same): NRMSE of ePIE, rPIE and 3 modes, the occupancies' largest error, Adam's final RMS
+    position error and its worst position, and the low-dose run's largest rise."""
+    from torchscope import ptycho
+
+    print("| seed | ePIE | rPIE | 3 modes | occupancies, largest error | Adam: RMS (worst) px "
+          "| 1e4 photons: largest rise |")
+    print("|---:|---:|---:|---:|---:|---:|---:|")
+    table = []
+    for seed in range(seeds):
+        obj, _, pos, measured, roi = problem(seed=seed)
+        nrmse = [ptycho.object_error(run_ours(measured, iterations, device, engine=e)[0].obj,
+                                     obj, roi) for e in ("epie", "rpie")]
+        obj3, _, _, measured3, roi3 = problem(modes=3, occupancies=(0.6, 0.25, 0.15), seed=seed)
+        r3 = run_ours(measured3, iterations, device, engine="rpie", modes=3)[0]
+        occ = float(np.max(np.abs(r3.occupancies - [0.6, 0.25, 0.15])))
+        wrong = ptycho.PtychoData(measured.patterns, wrong_positions(pos, 7 + seed),
+                                  measured.geometry)
+        ra = run_ours(wrong, iterations, device, engine="rpie", position_refinement="adam")[0]
+        d = ra.positions_px - pos
+        d = d - d.mean(axis=0)
+        worst = float(np.sqrt(np.max(np.sum(d ** 2, axis=1))))
+        obj4, _, _, measured4, roi4 = problem(photons=1e4, seed=seed)
+        every = 10 if iterations >= 20 else 2
+        curve = [e for _, e in error_curve(measured4, obj4, roi4, iterations, every, device,
+                                           engine="rpie")]
+        rise = float(np.max(np.diff(curve)))
+        values = (*nrmse, ptycho.object_error(r3.obj, obj3, roi3), occ,
+                  rms_position_error(ra.positions_px, pos), worst, rise)
+        table.append(values)
+        print(f"| {seed} | {values[0]:.4f} | {values[1]:.4f} | {values[2]:.4f} | {occ:.3f} | "
+              f"{values[4]:.3f} ({worst:.2f}) | {rise:+.1e} |", flush=True)
+    t = np.array(table)
+    print(f"| median | {np.median(t[:, 0]):.4f} | {np.median(t[:, 1]):.4f} | "
+          f"{np.median(t[:, 2]):.4f} | {np.median(t[:, 3]):.3f} | {np.median(t[:, 4]):.3f} | |")
+    print()
+    print(f"targets met on {seeds} seeds: ePIE <= 0.05: {int(np.sum(t[:, 0] <= 0.05))}, "
+          f"rPIE <= 0.05: {int(np.sum(t[:, 1] <= 0.05))}, 3 modes <= 0.045: "
+          f"{int(np.sum(t[:, 2] <= 0.045))}, occupancies within 0.05: {int(np.sum(t[:, 3] <= 0.05))}, "
+          f"Adam <= 0.25 px: {int(np.sum(t[:, 4] <= 0.25))}, never grows: {int(np.sum(t[:, 6] <= 0))}")
+    return t
 
 
 # ----------------------------------------------------------------------------------- peers
@@ -211,6 +265,9 @@ def main(argv=None):
     ap.add_argument("--rounds", type=int, default=1,
                     help="run every timed case this many times, in turn, and report the median "
                          "time and the range (the results are the same every round)")
+    ap.add_argument("--seeds", type=int, default=0,
+                    help="instead of the timings: the quality figures on this many seeds of "
+                         "the problem (jitter, noise and position errors; seed 0 is the default)")
     args = ap.parse_args(argv)
 
     import torch
@@ -228,6 +285,8 @@ def main(argv=None):
     print(f"256 x 256 object, 64 x 64 probe, 10 x 10 raster (10 px, +-2 px jitter), "
           f"{its} iterations (peers {peer_its})")
     print()
+    if args.seeds:
+        return quality_over_seeds(args.seeds, its, args.device)
 
     obj, _, pos, measured, roi = problem()
     rows = []
@@ -240,10 +299,7 @@ def main(argv=None):
     print("|---|---|---:|---:|---|")
 
     obj3, _, _, measured3, roi3 = problem(modes=3, occupancies=(0.6, 0.25, 0.15))
-    error = np.random.default_rng(7).normal(size=pos.shape)
-    error -= error.mean(axis=0)
-    error *= 2.7 / rms_position_error(pos + error, pos)  # exactly 2.7 px RMS
-    wrong = ptycho.PtychoData(measured.patterns, pos + error, measured.geometry)
+    wrong = ptycho.PtychoData(measured.patterns, wrong_positions(pos), measured.geometry)
     start_rms = rms_position_error(wrong.positions_px, pos)
 
     # every case: (key, runner); all run once per round, in turn, so that a change of the
