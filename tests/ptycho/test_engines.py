@@ -257,6 +257,10 @@ def test_continuation_computes_what_the_uninterrupted_run_does(problem, options)
     np.testing.assert_array_equal(rest.probe_modes, whole.probe_modes)
     np.testing.assert_array_equal(rest.positions_px, whole.positions_px)
     np.testing.assert_array_equal(np.concatenate([first.errors, rest.errors]), whole.errors)
+    # the snapshot's state is not consumed: a second continuation from it is the same run
+    again = ptycho.reconstruct(data, iterations=35, start=first, **common)
+    np.testing.assert_array_equal(again.obj, whole.obj)
+    np.testing.assert_array_equal(again.positions_px, whole.positions_px)
     # without the state (a snapshot made elsewhere, e.g. read from a file) it starts afresh:
     # the small first batches and a new momentum, so the run differs
     bare = dataclasses.replace(first, state=None)

@@ -630,8 +630,12 @@ class _Engine:
         batches when the seed is the same. With the same options, the continuation computes
         exactly what the uninterrupted run would have."""
         torch = self.torch
+
+        def own(array):  # a copy: the engine updates its tensors in place, the state is reusable
+            return torch.tensor(array, device=self.dev)
+
         if state["probe"].shape == tuple(self.probe.shape):
-            self.probe = torch.as_tensor(state["probe"], device=self.dev)
+            self.probe = own(state["probe"])
         if self.auto_batches and state["auto_batches"] and \
                 (self.refinement is None) == (state["refinement"] is None):
             self.set_batch_size(state["batch_size"], state["groups"])
@@ -640,13 +644,12 @@ class _Engine:
             self.step_scale = state["step_scale"]
         velocity = state["velocity"]
         if self.momentum and velocity is not None and velocity.shape == tuple(self.obj.shape):
-            self.velocity = torch.as_tensor(velocity, device=self.dev)
+            self.velocity = own(velocity)
         if self.refinement is not None and self.refinement == state["refinement"]:
             self.refine_start = state["refine_start"]
             if "adam" in state:
                 m, v, self.adam_t = state["adam"]
-                self.adam_m = torch.as_tensor(m, device=self.dev)
-                self.adam_v = torch.as_tensor(v, device=self.dev)
+                self.adam_m, self.adam_v = own(m), own(v)
         if self.seed == state["seed"]:
             self.gen.set_state(torch.as_tensor(state["generator"]))
 
