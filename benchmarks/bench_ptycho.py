@@ -265,6 +265,9 @@ def main(argv=None):
     ap.add_argument("--rounds", type=int, default=1,
                     help="run every timed case this many times, in turn, and report the median "
                          "time and the range (the results are the same every round)")
+    ap.add_argument("--cuda-graphs", action="store_true",
+                    help="replay the batches as CUDA graphs (experimental: "
+                         "torchscope.ptycho._engines.CUDA_GRAPHS; runs without refinement)")
     ap.add_argument("--seeds", type=int, default=0,
                     help="instead of the timings: the quality figures on this many seeds of "
                          "the problem (jitter, noise and position errors; seed 0 is the default)")
@@ -276,9 +279,14 @@ def main(argv=None):
     from torchscope.ptycho._engines import AUTO_MOMENTUM
 
     torch.set_num_threads(args.threads)
+    if args.cuda_graphs:
+        from torchscope.ptycho import _engines
+
+        _engines.CUDA_GRAPHS = True
     its = 6 if args.quick else args.iterations
     peer_its = 2 if args.quick else its
-    print(f"torchscope.ptycho on {args.device}, torch {torch.__version__}, "
+    graphs = " with CUDA graphs" if args.cuda_graphs and args.device.startswith("cuda") else ""
+    print(f"torchscope.ptycho on {args.device}{graphs}, torch {torch.__version__}, "
           f"{torch.get_num_threads()} thread(s), {os.cpu_count()} CPU(s), "
           f"{platform.processor() or platform.machine()}, load average "
           f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}")

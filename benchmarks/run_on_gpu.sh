@@ -35,6 +35,8 @@ step ghost_train "$(awk "BEGIN{print int($MINUTES * 60 + 90)}")" python3 scripts
   --workers "$(($(nproc) - 1))" --minutes "$MINUTES" --channels 24,48,96,192 --batch-size 32 \
   --no-evaluate --out "$OUT/ghost"
 step ptycho 80 python3 benchmarks/bench_ptycho.py --device cuda --no-peers --threads 4
+step ptycho_graphs 80 python3 benchmarks/bench_ptycho.py --device cuda --no-peers --threads 4 \
+  --cuda-graphs
 step tests 90 python3 -m pytest tests --ignore=tests/napari -k cuda -q -p no:cacheprovider \
   -n 8 --continue-on-collection-errors -o "filterwarnings=ignore::DeprecationWarning"
 step deblur 80 python3 benchmarks/bench_deblur.py --device cuda --batch 16 --repeat 2 --threads 4

@@ -269,6 +269,29 @@ def test_continuation_computes_what_the_uninterrupted_run_does(problem, options)
     assert not np.array_equal(fresh.obj, whole.obj)
 
 
+def test_cuda_graphs_replay_what_the_batches_compute(problem, monkeypatch):
+    """The experimental CUDA-graph path (CUDA_GRAPHS) computes what the eager batches do."""
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    _, _, _, data, _ = problem
+    options = _engines._with_defaults({"modes": 2, "batch_size": 4, "momentum": 0.5,
+                                       "orthogonalize_every": 2, "seed": 5, "device": "cuda"})
+    runs = {}
+    for graphs in (False, True):
+        monkeypatch.setattr(_engines, "CUDA_GRAPHS", graphs)
+        engine, _ = _engines._prepare(data, engine="rpie", **options)
+        errors = [float(engine.step()) for _ in range(6)]  # eager, capture, then 4 replays
+        runs[graphs] = (engine.obj.cpu().numpy(), engine.probe.cpu().numpy(), errors, engine)
+    assert runs[False][3].graphs is None
+    assert len(runs[True][3].graphs) == len(runs[True][3].batches)  # every batch replayed
+    obj, probe, errors, _ = runs[True]
+    # the same kernels; only the order of atomic additions may differ
+    np.testing.assert_allclose(obj, runs[False][0], rtol=0, atol=1e-4 * np.abs(obj).max())
+    np.testing.assert_allclose(probe, runs[False][1], rtol=0, atol=1e-4 * np.abs(probe).max())
+    np.testing.assert_allclose(errors, runs[False][2], rtol=1e-4)
+
+
 def test_divergence_stops_with_a_clear_error(problem):
     data = problem[3]
     with pytest.raises(_engines.DivergenceError, match="diverged by iteration 3: NaN"):

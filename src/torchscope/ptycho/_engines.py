@@ -90,6 +90,13 @@ AUTO_STALL = 0.01
 #: with more than one batch, the object moves on by AUTO_MOMENTUM times its velocity (the
 #: decaying sum of its last changes).
 AUTO_MOMENTUM = 0.5
+#: Experimental, CUDA only, runs without position refinement: replay each batch's kernels as a
+#: CUDA graph (run eagerly on the batch's first visit, captured on its second, replayed from
+#: then on; dropped whenever the batches or the update rates change). On a GPU the small
+#: batches are bound by kernel launches (one H200, 2026-12-04: one mode as fast as one CPU
+#: thread); whether graphs help is yet to be measured, so it is off by default
+#: (``benchmarks/bench_ptycho.py --cuda-graphs`` switches it on).
+CUDA_GRAPHS = False
 
 
 class DivergenceError(FloatingPointError):
@@ -277,6 +284,9 @@ class _Engine:
         self.momentum = momentum
         self.velocity = None  # the object's (momentum > 0)
         self.obj_before = None
+        use_graphs = CUDA_GRAPHS and dev.type == "cuda" and refinement is None
+        self.graphs = {} if use_graphs else None  # batch -> (CUDA graph, its error tensor)
+        self.warm = set()  # batches run eagerly once since the graphs were dropped
         if batch_size is None:
             batch_size = min(n_pos, max(AUTO_MIN_BATCH_SIZE, math.ceil(n_pos / AUTO_BATCHES)))
         self.set_batch_size(batch_size)
@@ -315,6 +325,7 @@ class _Engine:
             count = max(1, math.ceil(self.n_pos / self.batch_size) // 2)
             if self.batch_size >= self.n_pos:
                 self.step_scale *= 0.5
+                self._drop_graphs()  # the rates are constants in the graphs
             elif count >= self.min_batches:
                 self.set_batch_size(math.ceil(self.n_pos / count))
             self.phase_start = len(history)
@@ -340,6 +351,12 @@ class _Engine:
         self.workspaces = {}
         self.disjoint = disjoint
         self._positions_moved()
+        self._drop_graphs()
+
+    def _drop_graphs(self):
+        if self.graphs is not None:
+            self.graphs = {}
+            self.warm = set()
 
     def _positions_moved(self):
         self.geometry_all = None
@@ -497,7 +514,30 @@ class _Engine:
         # equation 5 itself); the common probe takes the weighted mean of the corrections
         p_peak = p_den.max()
         den = p_peak if beta == 1.0 else p_den.mul(1.0 - beta).add_(p_peak, alpha=beta)
-        self.probe = torch.addcdiv(probe, p_num, den, value=o["alpha_probe"] * self.step_scale)
+        probe.addcdiv_(p_num, den, value=o["alpha_probe"] * self.step_scale)  # in place: the
+        # probe keeps its storage (CUDA graphs read it there)
+
+    def _batch_graph(self, g):
+        """Batch ``g`` through a CUDA graph (see CUDA_GRAPHS): eagerly on its first visit, which
+        also creates the FFT plans and the workspaces, captured on the second, replayed on
+        every visit after. The graph reads and writes the object, the probe and the batch's
+        workspace where they are; its error value is a tensor of its own."""
+        torch = self.torch
+        entry = self.graphs.get(g)
+        if entry is None:
+            if g not in self.warm:
+                self.warm.add(g)
+                self._batch(g, False)
+                return
+            parts, self.err_parts = self.err_parts, []
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):  # records the kernels, runs none of them
+                self._batch(g, False)
+            entry = self.graphs[g] = (graph, self.err_parts[0])
+            self.err_parts = parts
+        graph, error = entry
+        graph.replay()
+        self.err_parts.append(error)
 
     # -- one iteration ---------------------------------------------------------------
     def step(self):
@@ -515,7 +555,10 @@ class _Engine:
                 self.obj_before = torch.empty_like(self.obj)
             self.obj_before.copy_(self.obj)
         for g in order:
-            self._batch(g, refine)
+            if self.graphs is None:
+                self._batch(g, refine)
+            else:
+                self._batch_graph(g)
         if refine:
             self._register()
         if momentum:
@@ -527,7 +570,7 @@ class _Engine:
         if self.probe.shape[0] > 1 and self.iteration % self.orthogonalize_every == 0:
             from torchscope.ptycho._probe import orthogonalize_modes
 
-            self.probe, _ = orthogonalize_modes(self.probe)
+            self.probe.copy_(orthogonalize_modes(self.probe)[0])
         error = torch.sqrt(torch.stack(self.err_parts).sum() / self.amp_norm)
         if self.auto_batches:
             self.history.append(float(error))  # one host synchronisation per iteration
@@ -636,6 +679,7 @@ class _Engine:
 
         if state["probe"].shape == tuple(self.probe.shape):
             self.probe = own(state["probe"])
+            self._drop_graphs()
         if self.auto_batches and state["auto_batches"] and \
                 (self.refinement is None) == (state["refinement"] is None):
             self.set_batch_size(state["batch_size"], state["groups"])
