@@ -269,12 +269,15 @@ def test_continuation_computes_what_the_uninterrupted_run_does(problem, options)
     assert not np.array_equal(fresh.obj, whole.obj)
 
 
-def test_cuda_graphs_replay_what_the_batches_compute(problem, monkeypatch):
+@pytest.mark.parametrize("subpixel", [False, True])
+def test_cuda_graphs_replay_what_the_batches_compute(problem, monkeypatch, subpixel):
     """The experimental CUDA-graph path (CUDA_GRAPHS) computes what the eager batches do."""
     torch = pytest.importorskip("torch")
     if not torch.cuda.is_available():
         pytest.skip("needs CUDA")
-    _, _, _, data, _ = problem
+    obj, probe, pos, data, _ = problem
+    if subpixel:  # the windows' Fourier shifts are replayed too
+        data = ptycho.simulate(obj, probe, pos + [0.3, -0.4])
     options = _engines._with_defaults({"modes": 2, "batch_size": 4, "momentum": 0.5,
                                        "orthogonalize_every": 2, "seed": 5, "device": "cuda"})
     runs = {}

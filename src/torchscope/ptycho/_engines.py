@@ -286,6 +286,7 @@ class _Engine:
         self.obj_before = None
         use_graphs = CUDA_GRAPHS and dev.type == "cuda" and refinement is None
         self.graphs = {} if use_graphs else None  # batch -> (CUDA graph, its error tensor)
+        self.graph_stream = None
         self.warm = set()  # batches run eagerly once since the graphs were dropped
         if batch_size is None:
             batch_size = min(n_pos, max(AUTO_MIN_BATCH_SIZE, math.ceil(n_pos / AUTO_BATCHES)))
@@ -518,25 +519,37 @@ class _Engine:
         # probe keeps its storage (CUDA graphs read it there)
 
     def _batch_graph(self, g):
-        """Batch ``g`` through a CUDA graph (see CUDA_GRAPHS): eagerly on its first visit, which
-        also creates the FFT plans and the workspaces, captured on the second, replayed on
+        """Batch ``g`` through a CUDA graph (see CUDA_GRAPHS): eagerly on its first visit (on
+        the engine's own stream, the one it is captured on: it creates the FFT plans, library
+        workspaces and buffers the capture will use), captured on the second, replayed on
         every visit after. The graph reads and writes the object, the probe and the batch's
-        workspace where they are; its error value is a tensor of its own."""
+        workspace where they are; its error value is a tensor of its own. A replay relies on
+        torch's cuFFT plan cache keeping the plans it was captured with."""
         torch = self.torch
-        entry = self.graphs.get(g)
-        if entry is None:
-            if g not in self.warm:
-                self.warm.add(g)
-                self._batch(g, False)
-                return
-            parts, self.err_parts = self.err_parts, []
-            graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph):  # records the kernels, runs none of them
-                self._batch(g, False)
-            entry = self.graphs[g] = (graph, self.err_parts[0])
-            self.err_parts = parts
-        graph, error = entry
-        graph.replay()
+        with torch.cuda.device(self.dev):
+            entry = self.graphs.get(g)
+            if entry is None:
+                if self.graph_stream is None:
+                    self.graph_stream = torch.cuda.Stream(self.dev)
+                stream, current = self.graph_stream, torch.cuda.current_stream(self.dev)
+                if g not in self.warm:
+                    self.warm.add(g)
+                    stream.wait_stream(current)
+                    with torch.cuda.stream(stream):
+                        self._batch(g, False)
+                    current.wait_stream(stream)
+                    return
+                parts, self.err_parts = self.err_parts, []
+                try:
+                    graph = torch.cuda.CUDAGraph()
+                    # records the kernels, runs none of them
+                    with torch.cuda.graph(graph, stream=stream, capture_error_mode="thread_local"):
+                        self._batch(g, False)
+                    entry = self.graphs[g] = (graph, self.err_parts[0])
+                finally:
+                    self.err_parts = parts
+            graph, error = entry
+            graph.replay()
         self.err_parts.append(error)
 
     # -- one iteration ---------------------------------------------------------------
@@ -674,11 +687,11 @@ class _Engine:
         exactly what the uninterrupted run would have."""
         torch = self.torch
 
-        def own(array):  # a copy: the engine updates its tensors in place, the state is reusable
-            return torch.tensor(array, device=self.dev)
+        def own(array, dtype):  # a copy: the engine updates its tensors in place, and the
+            return torch.tensor(array, device=self.dev, dtype=dtype)  # state stays reusable
 
         if state["probe"].shape == tuple(self.probe.shape):
-            self.probe = own(state["probe"])
+            self.probe = own(state["probe"], self.cplx)
             self._drop_graphs()
         if self.auto_batches and state["auto_batches"] and \
                 (self.refinement is None) == (state["refinement"] is None):
@@ -688,12 +701,12 @@ class _Engine:
             self.step_scale = state["step_scale"]
         velocity = state["velocity"]
         if self.momentum and velocity is not None and velocity.shape == tuple(self.obj.shape):
-            self.velocity = own(velocity)
+            self.velocity = own(velocity, self.cplx)
         if self.refinement is not None and self.refinement == state["refinement"]:
             self.refine_start = state["refine_start"]
             if "adam" in state:
                 m, v, self.adam_t = state["adam"]
-                self.adam_m, self.adam_v = own(m), own(v)
+                self.adam_m, self.adam_v = own(m, self.pos_dtype), own(v, self.pos_dtype)
         if self.seed == state["seed"]:
             self.gen.set_state(torch.as_tensor(state["generator"]))
 
