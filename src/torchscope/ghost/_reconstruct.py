@@ -274,7 +274,9 @@ def iterate(buckets, patterns, *, method="tv", every=10, device=None, **options)
             if step is None:
                 return
             it, x, change = step
-            snapshot = Snapshot(it, _finish(x, batch, plan.shape), change)
+            # a copy: on the CPU the array would otherwise share memory with the solver's
+            # estimate, which the next step reads (a caller editing its image would steer it)
+            snapshot = Snapshot(it, _finish(x.clone(), batch, plan.shape), change)
         yield snapshot
 
 
