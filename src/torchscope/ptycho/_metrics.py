@@ -94,6 +94,35 @@ def _apply_ramp(image, d):
     return image * np.exp(-2j * math.pi * (y * d[0] / image.shape[0] + x * d[1] / image.shape[1]))
 
 
+def _shift_candidates(reference, moving, upsample, device, count=4, separation=3):
+    """Sub-pixel shifts registering ``moving`` onto ``reference`` at the ``count`` strongest
+    peaks of their cross-correlation that lie at least ``separation`` pixels apart (per axis):
+    (count, 2), strongest first."""
+    import torch
+
+    from torchscope.backend import get_device
+    from torchscope.backend._registration import register_spectra
+
+    ref_f, mov_f = np.fft.fft2(reference), np.fft.fft2(moving)
+    power = np.abs(np.fft.ifft2(ref_f * np.conj(mov_f)))
+    ny, nx = power.shape
+    starts = []
+    for _ in range(min(count, power.size)):
+        py, px = np.unravel_index(np.argmax(power), power.shape)
+        starts.append((py - ny if py > ny // 2 else py, px - nx if px > nx // 2 else px))
+        rows = np.arange(py - separation, py + separation + 1) % ny
+        cols = np.arange(px - separation, px + separation + 1) % nx
+        power[np.ix_(rows, cols)] = -1.0
+    dev = get_device(device)
+    cdtype = torch.complex64 if dev.type == "mps" else torch.complex128
+    k = len(starts)
+    shifts = register_spectra(
+        torch.as_tensor(ref_f).to(dev, cdtype).expand(k, ny, nx),
+        torch.as_tensor(mov_f).to(dev, cdtype).expand(k, ny, nx), upsample=upsample,
+        normalization=None, start=torch.as_tensor(starts, dtype=torch.float64, device=dev))
+    return shifts.cpu().numpy().astype(np.float64)
+
+
 def object_error(reconstructed, truth, roi=None, *, upsample=100, device=None):
     """Normalised RMS error of a reconstructed object against the truth.
 
@@ -104,9 +133,10 @@ def object_error(reconstructed, truth, roi=None, *, upsample=100, device=None):
     1. the phase ramp: the peak of the upsampled Fourier transform of
        ``truth * conj(reconstructed)`` inside ``roi`` (the DFT-upsampling search of the
        registration, run on the product);
-    2. the translation: sub-pixel registration of the truth inside ``roi`` against the
-       reconstruction, refined by minimising the error below (Nelder-Mead), applied as a
-       Fourier shift; then the ramp once more;
+    2. the translation: the four strongest peaks of the cross-correlation of the truth inside
+       ``roi`` with the reconstruction, each registered to sub-pixel precision, the ramp found
+       once more on each; the one with the smallest error below is refined by minimising it
+       (Nelder-Mead) and applied as a Fourier shift;
     3. the complex factor: the least-squares one inside ``roi``.
 
     Then ``NRMSE = sqrt(sum_roi |truth - c reconstructed|^2 / sum_roi |truth|^2)``.
@@ -150,16 +180,31 @@ def object_error(reconstructed, truth, roi=None, *, upsample=100, device=None):
     # squares fit only if the shifted image's energy inside roi does not change with the shift,
     # so the shift is then refined on the error itself (Nelder-Mead, to 1 / upsample pixel).
     rec = _apply_ramp(rec, _ramp_frequency(rec, tru, w, upsample, device))
-    shift0 = register_subpixel(tru * w, rec, upsample=upsample, normalization=None, device=device)
-    # the ramp once more, found on the registered image (a ramp commutes with translations up
-    # to a constant phase, so it is applied to the image before translating)
-    rec = _apply_ramp(rec, _ramp_frequency(_translate(rec, shift0), tru, w, upsample, device))
 
-    def error(shift):
-        moved = _translate(rec, shift)
+    def error_at(image, shift):
+        moved = _translate(image, shift)
         r, t = moved[mask], tru[mask]
         c = np.vdot(r, t) / max(np.vdot(r, r).real, 1e-300)
         return math.sqrt(np.sum(np.abs(t - c * r) ** 2) / max(np.sum(np.abs(t) ** 2), 1e-300))
+
+    # the translation: each of the cross-correlation's strongest peaks, refined to sub-pixel
+    # precision, with the ramp found once more on the registered image (a ramp commutes with
+    # translations up to a constant phase, so it is applied before translating); the one with
+    # the smallest error is kept (on an object with repeated features, a coin in a row of
+    # coins, a neighbouring repeat can correlate more strongly than the true position).
+    # Both are correlated without their means over roi: the constant part (an amplitude near
+    # one, say) would correlate into a broad plateau shaped by roi, whose top need not be where
+    # the details match.
+    centred = ((tru - tru[mask].mean()) * w, rec - rec[mask].mean())
+    trials = []
+    for shift in _shift_candidates(*centred, upsample, device):
+        image = _apply_ramp(rec, _ramp_frequency(_translate(rec, shift), tru, w, upsample, device))
+        trials.append((error_at(image, shift), tuple(shift), image))
+    _, shift0, rec = min(trials, key=lambda trial: trial[0])
+    shift0 = np.array(shift0)
+
+    def error(shift):
+        return error_at(rec, shift)
 
     from scipy.optimize import minimize
 
