@@ -197,7 +197,7 @@ def test_refinement_grows_the_batches_but_keeps_several(monkeypatch):
         return original(self, batch_size, groups)
 
     monkeypatch.setattr(_engines._Engine, "set_batch_size", spy)
-    ptycho.reconstruct(wrong, iterations=150, position_refinement="adam", seed=0)
+    ptycho.reconstruct(wrong, iterations=300, position_refinement="adam", seed=0)
     counts = [int(np.ceil(100 / b)) for b in sizes]
     assert counts[0] == 20 and len(counts) > 1  # it grew
     assert min(counts) == _engines.AUTO_REFINE_MIN_BATCHES

@@ -63,8 +63,12 @@ DEFAULTS = {
     "rpie": {"alpha_obj": 1.0, "alpha_probe": 1.0, "beta": 0.5, "gamma": 0.1},
 }
 #: Default step of the position refinement: Adam's learning rate (pixels per iteration) and the
-#: fixed gain (a dimensionless multiple of the measured shift).
-REFINE_STEP = {"adam": 0.1, "fixed_gain": 2.0}
+#: fixed gain (a dimensionless multiple of the measured shift). Adam's 0.5 (0.1 before
+#: 2026-12-06): on the benchmark's problem with 8 seeds of 2.7 px RMS errors it brings every
+#: position within 0.25 px (0.1 left a scan corner that started 7.5 px off at 6.4 px), with
+#: the same object error; on a second object (coins and moon) the median error is 0.056 px
+#: instead of 0.063 from 2.7 px, 0.072 instead of 0.140 from 4 px.
+REFINE_STEP = {"adam": 0.5, "fixed_gain": 2.0}
 _ADAM_BETAS = (0.9, 0.999)
 _ADAM_EPS = 1e-8
 #: The refinement's registration: the cross-correlation of a window and its update, upsampled
@@ -843,7 +847,7 @@ def iterate(data, *, engine="rpie", modes=None, alpha_obj=None, alpha_probe=None
         each object window and its update as the error signal: per-position Adam (the paper's
         scheme) or a constant gain (Zhang et al. 2013).
     refine_step : float, optional
-        Adam's learning rate in pixels per iteration (default 0.1), or the fixed gain (default 2).
+        Adam's learning rate in pixels per iteration (default 0.5), or the fixed gain (default 2).
     refine_start : int
         Iterations before positions start to move (the object must take shape first).
     probe : ndarray, (ny, nx) or (modes, ny, nx) complex, optional
