@@ -33,22 +33,15 @@ Argument checks
 Nothing here imports torch at import time.
 """
 
+from torchscope.backend._blocks import compute_blocks
+from torchscope.backend._checks import check_choice, check_int, check_real
+from torchscope.backend._convert import compute_dtype, is_double, to_numpy, to_tensor
 from torchscope.backend._device import (
     DeviceError,
     available_devices,
     device_name,
     get_device,
 )
-from torchscope.backend._memory import (
-    DeviceMemoryError,
-    get_oom_policy,
-    on_device,
-    set_oom_policy,
-)
-from torchscope.backend._convert import compute_dtype, to_numpy, to_tensor
-from torchscope.backend._blocks import compute_blocks
-from torchscope.backend._checks import check_choice, check_int, check_real
-from torchscope.backend._registration import register_subpixel
 from torchscope.backend._fft import (
     fft_convolve,
     fft_size,
@@ -56,27 +49,35 @@ from torchscope.backend._fft import (
     pad_periodic,
     psf2otf,
 )
+from torchscope.backend._memory import (
+    DeviceMemoryError,
+    get_oom_policy,
+    on_device,
+    set_oom_policy,
+)
+from torchscope.backend._registration import register_subpixel
 
 __all__ = [
+    "DeviceError",
+    "DeviceMemoryError",
+    "available_devices",
     "check_choice",
     "check_int",
     "check_real",
     "compute_blocks",
-    "DeviceError",
-    "DeviceMemoryError",
-    "available_devices",
     "compute_dtype",
     "device_name",
+    "fft_convolve",
+    "fft_size",
     "get_device",
     "get_oom_policy",
+    "is_double",
     "on_device",
+    "otf2psf",
+    "pad_periodic",
+    "psf2otf",
     "register_subpixel",
     "set_oom_policy",
     "to_numpy",
     "to_tensor",
-    "fft_convolve",
-    "fft_size",
-    "otf2psf",
-    "pad_periodic",
-    "psf2otf",
 ]

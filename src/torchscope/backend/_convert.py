@@ -7,6 +7,13 @@ import numpy as np
 from torchscope.backend._device import get_device
 
 
+def is_double(dtype):
+    """Whether ``dtype`` is float64 or complex128, in either byte order (a big-endian ``>f8``,
+    from a file written elsewhere, is not ``== np.float64``)."""
+    d = np.dtype(dtype)
+    return (d.kind == "f" and d.itemsize == 8) or (d.kind == "c" and d.itemsize == 16)
+
+
 def compute_dtype(dtype, device=None):
     """The floating dtype torchscope computes in for input of ``dtype`` on ``device``.
 
@@ -25,7 +32,7 @@ def compute_dtype(dtype, device=None):
     import torch
 
     dev = get_device(device)
-    if np.dtype(dtype) == np.float64 and dev.type != "mps":
+    if np.dtype(dtype).kind == "f" and is_double(dtype) and dev.type != "mps":
         return torch.float64
     return torch.float32
 

@@ -15,6 +15,7 @@ import math
 import numpy as np
 
 from torchscope.backend._checks import check_choice, check_int
+from torchscope.backend._convert import is_double
 from torchscope.backend._device import get_device
 
 _NORMALIZATIONS = ("phase", None)
@@ -279,7 +280,7 @@ def register_subpixel(reference, moving, *, upsample=100, normalization="phase",
             f"the leading (batch) axes of reference {shapes[0][:-2]} and moving {shapes[1][:-2]} "
             "do not broadcast"
         ) from None
-    wide = any(np.asarray(a).dtype in (np.float64, np.complex128) if not isinstance(a, torch.Tensor)
+    wide = any(is_double(np.asarray(a).dtype) if not isinstance(a, torch.Tensor)
                else a.dtype in (torch.float64, torch.complex128) for a in (reference, moving))
     cdtype = torch.complex128 if wide and dev.type != "mps" else torch.complex64
     ref = _as_complex_tensor(reference, "reference", dev, cdtype)

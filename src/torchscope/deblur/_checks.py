@@ -3,7 +3,7 @@
 import numpy as np
 
 # the scalar checks live in the backend; re-exported for the deblur modules that import them here
-from torchscope.backend import check_choice, check_int, check_real  # noqa: F401
+from torchscope.backend import check_choice, check_int, check_real, is_double  # noqa: F401
 
 # luminance weights of ITU-R BT.709, as skimage.color.rgb2gray uses them
 _LUMA = np.array([0.2125, 0.7154, 0.0721])
@@ -82,4 +82,4 @@ def unit_range(image):
 
 def float_dtype(image):
     """The float dtype of results for ``image``: float64 stays float64, the rest is float32."""
-    return np.float64 if np.asarray(image).dtype == np.float64 else np.float32
+    return np.float64 if is_double(np.asarray(image).dtype) else np.float32

@@ -8,7 +8,14 @@ import numbers
 
 import numpy as np
 
-from torchscope.backend import compute_dtype, get_device, on_device, to_numpy, to_tensor
+from torchscope.backend import (
+    compute_dtype,
+    get_device,
+    is_double,
+    on_device,
+    to_numpy,
+    to_tensor,
+)
 
 MODES = ("reflect", "nearest", "mirror", "wrap", "constant")
 
@@ -182,7 +189,7 @@ def pad(t, widths, mode, cval=0.0):
 # --------------------------------------------------------------------------- dtypes
 def float_dtype(dtype):
     """The numpy float dtype of a smoothing/edge result: float64 stays, the rest is float32."""
-    return np.dtype(np.float64) if np.dtype(dtype) == np.float64 else np.dtype(np.float32)
+    return np.dtype(np.float64) if is_double(dtype) else np.dtype(np.float32)
 
 
 # --------------------------------------------------------------------------- dispatch
@@ -226,7 +233,7 @@ def _apply_numpy(kernel, image, *, dtype, device, check_nan):
     import torch
 
     # the dtype policy: float64 stays float64 except where the device has none (Apple MPS)
-    float64 = np.dtype(image.dtype) == np.float64
+    float64 = is_double(image.dtype)
     t = to_tensor(image, device=device, dtype=compute_dtype(image.dtype, device) if float64 else None)
     # min and max propagate NaN and show infinities: one reduction, far cheaper than isfinite
     if check_nan and t.is_floating_point() and t.numel():

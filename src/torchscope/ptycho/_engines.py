@@ -757,7 +757,7 @@ def _prepare(data, *, engine, modes, alpha_obj, alpha_probe, beta, gamma, probe,
     orthogonalize_every = check_int("orthogonalize_every", orthogonalize_every, 1,
                                     type_error=ValueError)
     seed = check_int("seed", seed, 0, allow_none=True, type_error=ValueError)
-    positions = np.asarray(data.positions_px, dtype=np.float64)
+    positions = np.ascontiguousarray(data.positions_px, dtype=np.float64)
     iteration0 = 0
     if start is not None:
         if not isinstance(start, Snapshot):
@@ -765,7 +765,7 @@ def _prepare(data, *, engine, modes, alpha_obj, alpha_probe, beta, gamma, probe,
         if probe is not None or obj is not None:
             raise ValueError("give either start= or probe=/obj=, not both")
         probe, obj, iteration0 = start.probe_modes, start.obj, int(start.iteration)
-        positions = np.asarray(start.positions_px, dtype=np.float64)
+        positions = np.ascontiguousarray(start.positions_px, dtype=np.float64)
         if positions.shape != data.positions_px.shape:
             raise ValueError(
                 f"start has {positions.shape[0]} positions, the data {data.positions_px.shape[0]}"
