@@ -116,7 +116,18 @@ class PtychoData:
         patterns = np.asarray(self.patterns)
         if patterns.ndim != 3:
             raise ValueError(f"PtychoData: patterns must be (P, ny, nx), got shape {patterns.shape}")
-        positions = np.asarray(self.positions_px, dtype=np.float64)
+        if patterns.dtype.kind not in "biuf":
+            raise TypeError(f"PtychoData: patterns must be real intensities, got dtype {patterns.dtype}")
+        if patterns.shape[0] == 0:
+            raise ValueError("PtychoData: no patterns (P = 0)")
+        if not np.isfinite(patterns).all():
+            raise ValueError("PtychoData: patterns hold NaN or infinite values")
+        try:
+            positions = np.asarray(self.positions_px, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValueError("PtychoData: positions_px must be (P, 2) numbers") from None
+        if not np.isfinite(positions).all():
+            raise ValueError("PtychoData: positions_px hold NaN or infinite values")
         if positions.shape != (patterns.shape[0], 2):
             raise ValueError(
                 f"PtychoData: positions_px must be (P, 2) = ({patterns.shape[0]}, 2) for "
@@ -133,6 +144,8 @@ class PtychoData:
             mask = np.asarray(self.mask, dtype=bool)
             if mask.shape != patterns.shape[1:]:
                 raise ValueError(f"PtychoData: mask shape {mask.shape} differs from the patterns' {patterns.shape[1:]}")
+            if not mask.any():
+                raise ValueError("PtychoData: mask selects no detector pixel")
             self.mask = mask
         self.patterns = patterns
         self.positions_px = positions

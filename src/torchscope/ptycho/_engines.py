@@ -45,6 +45,7 @@ moves each position by ``gain * g_j`` (the constant-gain feedback of Zhang et al
 it runs batched on the device; positions reach the host only in snapshots.
 """
 
+import dataclasses
 import math
 from numbers import Integral
 
@@ -744,6 +745,7 @@ def _prepare(data, *, engine, modes, alpha_obj, alpha_probe, beta, gamma, probe,
              orthogonalize_every, start, seed, device):
     if not isinstance(data, PtychoData):
         raise TypeError(f"data must be a PtychoData, got {type(data).__name__}")
+    data = dataclasses.replace(data)  # checked again: its fields may have been edited since
     opts = _resolve_options(engine, alpha_obj, alpha_probe, beta, gamma)
     check_choice("position_refinement", position_refinement, REFINEMENTS)
     if refine_step is None and position_refinement is not None:
