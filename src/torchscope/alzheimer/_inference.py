@@ -65,7 +65,10 @@ def _chunks(n, size):
 def _forward(model, slices, device, batch_size, network):
     """Run ``network`` ("classifier": probabilities, "autoencoder": images) over slices."""
     model = _check_model(model)
+    batch_size = check_int("batch_size", batch_size, 1)
     a, single = _stack(model, slices, "slice_or_slices")
+    if len(a) == 0:
+        raise ValueError("slice_or_slices holds no slice")
     model, dev = _on(model, device)
     net = getattr(model, network).eval()
     out = []

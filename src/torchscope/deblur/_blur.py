@@ -44,7 +44,7 @@ def blur(image, kernel, *, noise_sigma=0.0, rng=None, mode="reflect", device=Non
     """
     img = check_image("image", image)
     k = check_kernel("kernel", kernel)
-    sigma = check_real("noise_sigma", noise_sigma, 0.0, np.inf)
+    sigma = check_real("noise_sigma", noise_sigma, 0.0)  # finite
     check_choice("mode", mode, BLUR_MODES)
     out_dtype = float_dtype(img)
     if mode == "valid" and (k.shape[0] > img.shape[0] or k.shape[1] > img.shape[1]):

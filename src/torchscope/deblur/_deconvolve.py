@@ -139,7 +139,7 @@ def deconvolve(image, kernel, *, method="hyper_laplacian", balance=None, iterati
     if balance is None:
         balance = _DEFAULT_BALANCE.get(method)
     else:
-        balance = check_real("balance", balance, 0.0, np.inf, low_open=True)
+        balance = check_real("balance", balance, 0.0, low_open=True)  # finite
     if iterations is None:
         iterations = _DEFAULT_ITERATIONS.get(method)
     else:

@@ -9,6 +9,7 @@ import numbers
 import numpy as np
 
 from torchscope.backend import (
+    check_int,
     compute_dtype,
     get_device,
     is_double,
@@ -111,6 +112,7 @@ def footprint(radius, ndim=2, *, spacing=None):
         along each axis is ``floor(r_pixels)``. For an isotropic integer radius this is exactly
         ``skimage.morphology.disk(radius)`` (2D) or ``ball(radius)`` (3D).
     """
+    ndim = check_int("ndim", ndim, 1, type_error=TypeError)
     radii = to_pixels(radius, ndim, spacing, "radius")
     half = [int(np.floor(r + 1e-9)) for r in radii]
     grids = np.ogrid[tuple(slice(-h, h + 1) for h in half)]

@@ -75,11 +75,13 @@ def simulate_buckets(obj, patterns, *, modulation_depth=1.0, mask_error=0.0, blu
         raise ValueError(f"obj has shape {o.shape} but the masks are {p.shape[1:]}; the last two "
                          "axes of obj must match the mask size.")
     o = o.astype(np.float64, copy=False)
+    if not np.isfinite(o).all():
+        raise ValueError("obj contains NaN or infinite values.")
     depth = check_real("modulation_depth", modulation_depth, 0, 1, low_open=True)
-    mask_error = check_real("mask_error", mask_error, 0, np.inf)
-    blur = check_real("blur", blur, 0, np.inf)
-    read_noise = check_real("read_noise", read_noise, 0, np.inf)
-    photons = check_real("photons", photons, 0, np.inf, low_open=True, allow_none=True)
+    mask_error = check_real("mask_error", mask_error, 0)  # finite (high=None: open)
+    blur = check_real("blur", blur, 0)
+    read_noise = check_real("read_noise", read_noise, 0)
+    photons = check_real("photons", photons, 0, low_open=True, allow_none=True)
     gen = np.random.default_rng(rng)
 
     m, h, w = p.shape

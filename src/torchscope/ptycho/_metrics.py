@@ -1,10 +1,11 @@
 """Quality of a reconstruction: object error after removing what ptychography cannot determine."""
 
 import math
+from numbers import Integral
 
 import numpy as np
 
-from torchscope.backend import check_real
+from torchscope.backend import check_int, check_real
 from torchscope.backend._registration import register_subpixel
 from torchscope.ptycho._frames import check_object, check_positions, check_probe, window_corners
 
@@ -37,6 +38,9 @@ def lit_region(probe, positions, shape, *, fraction=0.5):
     p = check_probe(probe)
     pos = check_positions(positions, "positions")
     check_real("fraction", fraction, 0, 1, low_open=True, type_error=ValueError)
+    shape = tuple(np.atleast_1d(shape))
+    if len(shape) != 2 or not all(isinstance(s, Integral) and s > 0 for s in shape):
+        raise ValueError(f"shape must be (Oy, Ox) positive integers, got {shape!r}")
     shape = tuple(int(s) for s in shape)
     power = np.sum(np.abs(p) ** 2, axis=0)
     ny, nx = power.shape
@@ -157,8 +161,12 @@ def object_error(reconstructed, truth, roi=None, *, upsample=100, device=None):
     -------
     float
     """
+    upsample = check_int("upsample", upsample, 1)
     rec = check_object(reconstructed, "reconstructed")
     tru = check_object(truth, "truth")
+    for name, a in (("reconstructed", rec), ("truth", tru)):
+        if a.size == 0:
+            raise ValueError(f"{name} is empty")
     if roi is None:
         mask = np.ones(tru.shape, dtype=bool)
     else:
@@ -171,6 +179,8 @@ def object_error(reconstructed, truth, roi=None, *, upsample=100, device=None):
     rec, tru, mask = _centre_crop(rec, common), _centre_crop(tru, common), _centre_crop(mask, common)
     if not mask.any():
         raise ValueError("roi lies outside the part the two objects share")
+    if not np.any(tru[mask]):
+        raise ValueError("truth is zero everywhere inside roi: there is nothing to compare")
     w = mask.astype(np.float64)
 
     # Start: the phase ramp (it decorrelates complex images, so it would spoil a registration;
