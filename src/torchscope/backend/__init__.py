@@ -34,7 +34,7 @@ Nothing here imports torch at import time.
 """
 
 from torchscope.backend._blocks import compute_blocks
-from torchscope.backend._checks import check_choice, check_int, check_real
+from torchscope.backend._checks import check_choice, check_int, check_real, check_rng
 from torchscope.backend._convert import compute_dtype, is_double, to_numpy, to_tensor
 from torchscope.backend._device import (
     DeviceError,
@@ -64,6 +64,7 @@ __all__ = [
     "check_choice",
     "check_int",
     "check_real",
+    "check_rng",
     "compute_blocks",
     "compute_dtype",
     "device_name",

@@ -72,3 +72,15 @@ def check_choice(name, value, choices):
     if not isinstance(value, Hashable) or value not in choices:
         raise ValueError(f"{name} must be one of {tuple(choices)}, got {value!r}")
     return value
+
+
+def check_rng(rng, name="rng"):
+    """A ``numpy.random.Generator`` from ``rng``: None (fresh entropy), an integer seed (or a
+    sequence of them), a SeedSequence, a BitGenerator or a Generator."""
+    import numpy as np
+
+    try:
+        return np.random.default_rng(rng)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be None, a non-negative integer seed or a "
+                        f"numpy.random.Generator, got {_got(rng)}") from None

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from torchscope.backend import fft_convolve, get_device, to_numpy, to_tensor
+from torchscope.backend import check_rng, fft_convolve, get_device, to_numpy, to_tensor
 from torchscope.deblur._checks import (
     check_choice,
     check_image,
@@ -66,5 +66,5 @@ def blur(image, kernel, *, noise_sigma=0.0, rng=None, mode="reflect", device=Non
         y = y.permute(1, 2, 0)
     out = to_numpy(y).astype(np.float64)
     if sigma > 0:
-        out += np.random.default_rng(rng).normal(0.0, sigma, out.shape)
+        out += check_rng(rng).normal(0.0, sigma, out.shape)
     return out.astype(out_dtype)

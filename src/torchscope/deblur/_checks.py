@@ -3,7 +3,7 @@
 import numpy as np
 
 # the scalar checks live in the backend; re-exported for the deblur modules that import them here
-from torchscope.backend import check_choice, check_int, check_real, is_double  # noqa: F401
+from torchscope.backend import check_choice, check_int, check_real, check_rng, is_double  # noqa: F401
 
 # luminance weights of ITU-R BT.709, as skimage.color.rgb2gray uses them
 _LUMA = np.array([0.2125, 0.7154, 0.0721])

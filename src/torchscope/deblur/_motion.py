@@ -14,7 +14,7 @@ each sample is spread bilinearly over its four neighbouring pixels.
 
 import numpy as np
 
-from torchscope.deblur._checks import check_int
+from torchscope.deblur._checks import check_int, check_rng
 
 _SAMPLES = 2000
 
@@ -69,7 +69,7 @@ def motion_kernel(size, *, rng=None):
     kernels of Levin et al. used in the test sets.
     """
     size = check_int("size", size, 3, 255, odd=True)
-    gen = np.random.default_rng(rng)
+    gen = check_rng(rng)
     path = _trajectory(gen, _SAMPLES)
     room = size - 3
     extent = max(np.ptp(path.real), np.ptp(path.imag))

@@ -29,6 +29,7 @@ from torchscope.deblur._checks import (
     check_image,
     check_int,
     check_real,
+    check_rng,
     to_gray,
     unit_range,
 )
@@ -242,7 +243,7 @@ def score_regions(image, *, size=228, stride=20, scorer="cnn", weights=None, rng
     elif scorer == "edges":
         scores = edge_scores(gray, boxes)
     elif scorer == "random":
-        scores = np.random.default_rng(rng).random(len(boxes))
+        scores = check_rng(rng).random(len(boxes))
     else:
         from torchscope.deblur._scorer import cnn_scores
 

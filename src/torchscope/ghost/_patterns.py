@@ -11,7 +11,7 @@ import numbers
 
 import numpy as np
 
-from torchscope.backend import check_int, check_real
+from torchscope.backend import check_int, check_real, check_rng
 
 ORDERS = ("natural", "sequency", "zigzag", "cake_cutting")
 KINDS = ("binary", "differential")
@@ -147,7 +147,7 @@ def speckle_patterns(n, m, *, grain=1.0, rng=None):
     check_int("n", n, 2, type_error=ValueError)
     check_int("m", m, 1, type_error=ValueError)
     check_real("grain", grain, 0, np.inf, type_error=ValueError)
-    gen = np.random.default_rng(rng)
+    gen = check_rng(rng)
     field = gen.standard_normal((int(m), int(n), int(n)))
     if grain > 1:
         field = ndi.gaussian_filter(field, (0, grain / 2, grain / 2), mode="wrap")

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from torchscope.backend import check_real
+from torchscope.backend import check_real, check_rng
 
 
 def check_patterns(patterns, name="patterns"):
@@ -82,7 +82,7 @@ def simulate_buckets(obj, patterns, *, modulation_depth=1.0, mask_error=0.0, blu
     blur = check_real("blur", blur, 0)
     read_noise = check_real("read_noise", read_noise, 0)
     photons = check_real("photons", photons, 0, low_open=True, allow_none=True)
-    gen = np.random.default_rng(rng)
+    gen = check_rng(rng)
 
     m, h, w = p.shape
     flat_obj = o.reshape(*o.shape[:-2], h * w)

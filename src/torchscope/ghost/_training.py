@@ -27,6 +27,8 @@ import typing
 
 import numpy as np
 
+from torchscope.backend import check_rng
+
 #: scikit-image bundled images (no download) used for training.
 TRAINING_SOURCES = ("astronaut", "brick", "cat", "cell", "chelsea", "coffee", "grass", "gravel",
                     "hubble_deep_field", "immunohistochemistry", "microaneurysms", "page",
@@ -212,7 +214,7 @@ def synthetic_objects(n, count, *, rng=None, mix=None):
     """
     import scipy.ndimage as ndi
 
-    gen = np.random.default_rng(rng)
+    gen = check_rng(rng)
     mix = dict(MIX if mix is None else mix)
     unknown = set(mix) - set(_MAKERS)
     if unknown:

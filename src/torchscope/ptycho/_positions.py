@@ -8,7 +8,7 @@ from numbers import Integral, Real
 
 import numpy as np
 
-from torchscope.backend import check_int
+from torchscope.backend import check_int, check_rng
 
 GOLDEN_ANGLE = math.pi * (3.0 - math.sqrt(5.0))
 
@@ -27,7 +27,7 @@ def _pair(name, value, *, integer=False, positive=True):
 
 
 def _jitter(n, jitter, integer, rng):
-    gen = np.random.default_rng(rng)
+    gen = check_rng(rng)
     jy, jx = jitter
     if integer:
         return np.stack([gen.integers(-math.floor(j), math.floor(j) + 1, size=n)

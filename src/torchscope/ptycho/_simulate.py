@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from torchscope.backend import check_real, get_device
+from torchscope.backend import check_real, check_rng, get_device
 from torchscope.ptycho._data import Geometry, PtychoData
 from torchscope.ptycho._frames import (
     check_object,
@@ -112,7 +112,7 @@ def simulate(obj, probe, positions, *, photons=None, geometry=None, rng=None, de
     scale = 1.0
     if photons is not None:
         scale = float(photons) / float(inten.sum(axis=(1, 2)).mean())
-        inten = np.random.default_rng(rng).poisson(inten * scale)
+        inten = check_rng(rng).poisson(inten * scale)
     patterns = inten.astype(np.float32)
     meta = {"simulated": True, "photons": photons, "scale": scale, "modes": p.shape[0]}
     return PtychoData(patterns=patterns, positions_px=pos, geometry=geometry, metadata=meta)
