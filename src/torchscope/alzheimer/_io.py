@@ -122,5 +122,12 @@ def extract_slice(volume, *, axis=2, index=105):
         raise ValueError(
             f"volume must be 3-D (or 3-D with a trailing singleton axis), got shape {v.shape}."
         )
+    if v.dtype.kind not in "biuf":
+        raise TypeError(f"volume has dtype {v.dtype}; a real-valued volume is needed.")
     axis, index = _check_axis_index(v.shape, axis, index)
-    return normalise_slice(np.take(v, index, axis=axis))
+    if v.size == 0:
+        raise ValueError(f"volume is empty (shape {v.shape}).")
+    s = np.take(v, index, axis=axis)
+    if not np.isfinite(s).all():
+        raise ValueError(f"volume holds NaN or infinite values in slice {index} along axis {axis}.")
+    return normalise_slice(s)

@@ -24,7 +24,14 @@ def cnr(image, object_mask, *, background_mask=None):
     float or numpy.ndarray
         Dimensionless; one value per image of a stack. ``inf`` for a noiseless two-level image.
     """
-    img = np.asarray(image, dtype=np.float64)
+    raw = np.asarray(image)
+    if raw.ndim < 2:
+        raise ValueError(f"image has shape {raw.shape}; expected an (n, n) image or a stack.")
+    if raw.dtype.kind not in "biuf":
+        raise TypeError(f"image has dtype {raw.dtype}; expected real values.")
+    img = raw.astype(np.float64, copy=False)
+    if not np.isfinite(img).all():
+        raise ValueError("image contains NaN or infinite values.")
     obj = np.asarray(object_mask)
     if obj.dtype != bool:
         raise TypeError(f"object_mask must be a bool array, got dtype {obj.dtype}.")
