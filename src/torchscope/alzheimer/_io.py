@@ -5,6 +5,8 @@ from pathlib import Path
 
 import numpy as np
 
+from torchscope.backend import as_array
+
 _SUFFIXES = (".hdr", ".img", ".nii", ".nii.gz", ".hdr.gz", ".img.gz")
 
 
@@ -68,7 +70,7 @@ def normalise_slice(image):
     -------
     numpy.ndarray of float32
     """
-    a = np.asarray(image)
+    a = as_array(image, "image")
     if a.dtype.kind not in "biuf":
         raise TypeError(f"image has dtype {a.dtype}; a real-valued image is needed.")
     a = a.astype(np.float32)

@@ -35,7 +35,7 @@ Nothing here imports torch at import time.
 
 from torchscope.backend._blocks import compute_blocks
 from torchscope.backend._checks import check_choice, check_int, check_real, check_rng
-from torchscope.backend._convert import compute_dtype, is_double, to_numpy, to_tensor
+from torchscope.backend._convert import as_array, compute_dtype, is_double, to_numpy, to_tensor
 from torchscope.backend._device import (
     DeviceError,
     available_devices,
@@ -60,6 +60,7 @@ from torchscope.backend._registration import register_subpixel
 __all__ = [
     "DeviceError",
     "DeviceMemoryError",
+    "as_array",
     "available_devices",
     "check_choice",
     "check_int",

@@ -7,6 +7,18 @@ import numpy as np
 from torchscope.backend._device import get_device
 
 
+def as_array(value, name):
+    """``np.asarray(value)``, with an error naming ``name`` when ``value`` is a ragged nested
+    sequence (numpy's own message names no argument)."""
+    try:
+        return np.asarray(value)
+    except ValueError as exc:
+        if "inhomogeneous" not in str(exc):
+            raise
+        raise ValueError(f"{name} is not a rectangular array: its rows have different lengths "
+                         "(a ragged list?)") from None
+
+
 def is_double(dtype):
     """Whether ``dtype`` is float64 or complex128, in either byte order (a big-endian ``>f8``,
     from a file written elsewhere, is not ``== np.float64``)."""

@@ -3,7 +3,14 @@
 import numpy as np
 
 # the scalar checks live in the backend; re-exported for the deblur modules that import them here
-from torchscope.backend import check_choice, check_int, check_real, check_rng, is_double  # noqa: F401
+from torchscope.backend import (  # noqa: F401
+    as_array,
+    check_choice,
+    check_int,
+    check_real,
+    check_rng,
+    is_double,
+)
 
 # luminance weights of ITU-R BT.709, as skimage.color.rgb2gray uses them
 _LUMA = np.array([0.2125, 0.7154, 0.0721])
@@ -11,7 +18,7 @@ _LUMA = np.array([0.2125, 0.7154, 0.0721])
 
 def as_real_array(name, value, ndims):
     """``value`` as a numpy array of a real dtype with ``ndim`` in ``ndims``, finite."""
-    a = np.asarray(value)
+    a = as_array(value, name)
     if a.dtype.kind not in "biuf":
         raise TypeError(f"{name} has dtype {a.dtype}; expected a real (bool, integer or float) "
                         "array.")

@@ -9,6 +9,7 @@ import numbers
 import numpy as np
 
 from torchscope.backend import (
+    as_array,
     check_int,
     compute_dtype,
     get_device,
@@ -34,7 +35,7 @@ def check_image(image, name="image"):
     the data are computed (:func:`apply`), so dask arrays stay lazy.
     """
     if not is_dask(image):
-        image = np.asarray(image)
+        image = as_array(image, "image")
     dtype = np.dtype(image.dtype)
     if dtype.kind not in "biuf":
         raise TypeError(

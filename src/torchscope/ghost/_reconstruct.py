@@ -21,7 +21,15 @@ import numbers
 
 import numpy as np
 
-from torchscope.backend import check_int, check_real, compute_dtype, get_device, to_numpy, to_tensor
+from torchscope.backend import (
+    as_array,
+    check_int,
+    check_real,
+    compute_dtype,
+    get_device,
+    to_numpy,
+    to_tensor,
+)
 from torchscope.ghost._plan import get_plan, make_frame
 
 METHODS = ("gi", "dgi", "pinv", "tv", "mwcnn")
@@ -74,7 +82,7 @@ def _prepare(buckets, patterns, method, options, device):
         raise TypeError(f"reconstruct(method={method!r}) got unknown option(s) "
                         f"{sorted(unknown)}; accepted: {sorted(_OPTIONS[method])}.")
     p = _check_pattern_array(patterns)
-    b = np.asarray(buckets)
+    b = as_array(buckets, "buckets")
     if b.dtype.kind not in "biuf":
         raise TypeError(f"buckets has dtype {b.dtype}; expected real values.")
     if b.ndim < 1 or b.shape[-1] != p.shape[0]:

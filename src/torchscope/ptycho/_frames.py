@@ -8,6 +8,8 @@ whole-pixel part ``k = round(t)`` and a sub-pixel part ``f = t - k`` in [-0.5, 0
 
 import numpy as np
 
+from torchscope.backend import as_array
+
 
 def window_corners(positions, obj_shape, win_shape):
     """Top-left corners (P, 2) float of the windows in object pixels (numpy or torch)."""
@@ -38,7 +40,7 @@ def check_windows_fit(positions, obj_shape, win_shape, *, name="positions"):
 
 
 def check_positions(positions, name="positions_px"):
-    pos = np.asarray(positions)
+    pos = as_array(positions, name)
     if pos.ndim != 2 or pos.shape[1] != 2 or pos.shape[0] < 1:
         raise ValueError(f"{name} must be an array of shape (P, 2) with (y, x) rows, got shape {pos.shape}")
     if pos.dtype.kind not in "iuf":
