@@ -22,7 +22,8 @@ def cnr(image, object_mask, *, background_mask=None):
     Returns
     -------
     float or numpy.ndarray
-        Dimensionless; one value per image of a stack. ``inf`` for a noiseless two-level image.
+        Dimensionless; one value per image of a stack. ``inf`` for a noiseless two-level image,
+        0 for an image without contrast and noise (a constant one).
     """
     raw = np.asarray(image)
     if raw.ndim < 2:
@@ -47,5 +48,5 @@ def cnr(image, object_mask, *, background_mask=None):
     num = g1.mean(-1) - g0.mean(-1)
     den = np.sqrt(g1.var(-1) + g0.var(-1))
     with np.errstate(divide="ignore", invalid="ignore"):
-        out = num / den
+        out = np.where((num == 0) & (den == 0), 0.0, num / den)
     return float(out) if out.ndim == 0 else out

@@ -70,6 +70,8 @@ def _check_pattern_array(patterns):
         raise TypeError(f"patterns has dtype {p.dtype}; expected a real (M, n, n) array.")
     if p.ndim != 3 or p.shape[0] < 1:
         raise ValueError(f"patterns has shape {p.shape}; expected a stack (M, n, n) of masks.")
+    if not p.any():
+        raise ValueError("patterns are zero everywhere: no mask transmits anything.")
     return p
 
 
@@ -272,6 +274,9 @@ def iterate(buckets, patterns, *, method="tv", every=10, device=None, **options)
 
     with torch.no_grad():
         b, plan, depth, batch = _prepare(buckets, patterns, method, options, device)
+        if b.shape[0] == 0:
+            raise ValueError(f"buckets is an empty stack (shape {np.shape(buckets)}): nothing "
+                             f"to reconstruct with method={method!r}.")
         frame = _frame(b, plan, depth, options)
     steps = _tv_steps(frame, lam, iterations, every)
     while True:
