@@ -147,6 +147,10 @@ def deconvolve(image, kernel, *, method="hyper_laplacian", balance=None, iterati
     ny, nx = img.shape[:2]
     if k.shape[0] > ny or k.shape[1] > nx:
         raise ValueError(f"kernel of shape {k.shape} is larger than the image {img.shape[:2]}.")
+    if method != "richardson_lucy" and min(ny, nx) < 2:
+        # their priors are on the image's gradients, along both axes
+        raise ValueError(f"image of shape {img.shape[:2]} is too small for method={method!r}: "
+                         "each side must be at least 2 pixels.")
 
     import torch
 
