@@ -70,12 +70,17 @@ def normalise_slice(image):
     -------
     numpy.ndarray of float32
     """
-    a = as_array(image, "image")
+    return _normalise(image, "image")
+
+
+def _normalise(image, name):
+    """:func:`normalise_slice`, with errors naming ``name`` (the caller's argument)."""
+    a = as_array(image, name)
     if a.dtype.kind not in "biuf":
-        raise TypeError(f"image has dtype {a.dtype}; a real-valued image is needed.")
+        raise TypeError(f"{name} has dtype {a.dtype}; a real-valued {name} is needed.")
     a = a.astype(np.float32)
     if not np.isfinite(a).all():
-        raise ValueError("image holds NaN or infinite values.")
+        raise ValueError(f"{name} holds NaN or infinite values.")
     lo, hi = (float(a.min()), float(a.max())) if a.size else (0.0, 0.0)
     if hi <= lo:
         return np.zeros_like(a)
@@ -124,12 +129,7 @@ def extract_slice(volume, *, axis=2, index=105):
         raise ValueError(
             f"volume must be 3-D (or 3-D with a trailing singleton axis), got shape {v.shape}."
         )
-    if v.dtype.kind not in "biuf":
-        raise TypeError(f"volume has dtype {v.dtype}; a real-valued volume is needed.")
     axis, index = _check_axis_index(v.shape, axis, index)
     if v.size == 0:
         raise ValueError(f"volume is empty (shape {v.shape}).")
-    s = np.take(v, index, axis=axis)
-    if not np.isfinite(s).all():
-        raise ValueError(f"volume holds NaN or infinite values in slice {index} along axis {axis}.")
-    return normalise_slice(s)
+    return _normalise(np.take(v, index, axis=axis), "volume")

@@ -35,7 +35,7 @@ def check_image(image, name="image"):
     the data are computed (:func:`apply`), so dask arrays stay lazy.
     """
     if not is_dask(image):
-        image = as_array(image, "image")
+        image = as_array(image, name)
     dtype = np.dtype(image.dtype)
     if dtype.kind not in "biuf":
         raise TypeError(

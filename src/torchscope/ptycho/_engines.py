@@ -47,13 +47,12 @@ it runs batched on the device; positions reach the host only in snapshots.
 
 import dataclasses
 import math
-from numbers import Integral
 
 import numpy as np
 
 from torchscope.backend import check_choice, check_int, check_real, device_name, get_device
 from torchscope.ptycho._data import PtychoData, Result, Snapshot
-from torchscope.ptycho._frames import check_object, check_probe, window_corners
+from torchscope.ptycho._frames import check_object, check_probe, check_shape, window_corners
 
 ENGINES = ("epie", "rpie")
 REFINEMENTS = (None, "adam", "fixed_gain")
@@ -781,10 +780,7 @@ def _prepare(data, *, engine, modes, alpha_obj, alpha_probe, beta, gamma, probe,
     if obj_shape is not None:
         if obj is not None:
             raise ValueError("give either obj= or obj_shape=, not both")
-        shape = tuple(np.atleast_1d(obj_shape))
-        if len(shape) != 2 or not all(isinstance(s, Integral) and s > 0 for s in shape):
-            raise ValueError(f"obj_shape must be (Oy, Ox) positive integers, got {obj_shape!r}")
-        obj_shape = tuple(int(s) for s in shape)
+        obj_shape = check_shape(obj_shape)
     engine_obj = _Engine(
         data, opts=opts, modes=modes, probe=probe, obj=obj, obj_shape=obj_shape,
         positions=positions, refinement=position_refinement, refine_step=refine_step,

@@ -6,6 +6,8 @@ top-left corner is then ``t = (Oy // 2 - ny // 2 + py, Ox // 2 - nx // 2 + px)``
 whole-pixel part ``k = round(t)`` and a sub-pixel part ``f = t - k`` in [-0.5, 0.5].
 """
 
+from numbers import Integral
+
 import numpy as np
 
 from torchscope.backend import as_array
@@ -37,6 +39,14 @@ def check_windows_fit(positions, obj_shape, win_shape, *, name="positions"):
         f"({len(bad)} position(s) do); positions are (y, x) pixels from the object's centre, so "
         f"each must stay within half the object size minus half the probe size"
     )
+
+
+def check_shape(shape, name="obj_shape"):
+    """An object shape ``(Oy, Ox)`` of positive integers, as a tuple of ints."""
+    dims = tuple(np.atleast_1d(shape))
+    if len(dims) != 2 or not all(isinstance(s, Integral) and s > 0 for s in dims):
+        raise ValueError(f"{name} must be (Oy, Ox) positive integers, got {shape!r}")
+    return tuple(int(s) for s in dims)
 
 
 def check_positions(positions, name="positions_px"):

@@ -1,13 +1,18 @@
 """Quality of a reconstruction: object error after removing what ptychography cannot determine."""
 
 import math
-from numbers import Integral
 
 import numpy as np
 
 from torchscope.backend import check_int, check_real
 from torchscope.backend._registration import register_subpixel
-from torchscope.ptycho._frames import check_object, check_positions, check_probe, window_corners
+from torchscope.ptycho._frames import (
+    check_object,
+    check_positions,
+    check_probe,
+    check_shape,
+    window_corners,
+)
 
 __all__ = ["lit_region", "object_error", "register_subpixel"]
 
@@ -38,10 +43,7 @@ def lit_region(probe, positions, shape, *, fraction=0.5):
     p = check_probe(probe)
     pos = check_positions(positions, "positions")
     check_real("fraction", fraction, 0, 1, low_open=True, type_error=ValueError)
-    shape = tuple(np.atleast_1d(shape))
-    if len(shape) != 2 or not all(isinstance(s, Integral) and s > 0 for s in shape):
-        raise ValueError(f"shape must be (Oy, Ox) positive integers, got {shape!r}")
-    shape = tuple(int(s) for s in shape)
+    shape = check_shape(shape, "shape")
     power = np.sum(np.abs(p) ** 2, axis=0)
     ny, nx = power.shape
     total = np.zeros(shape)
