@@ -19,14 +19,18 @@ Cases
     - position refinement: the positions handed to the engine carry a Gaussian error of 2.7 px
       RMS (2-D); RMS error after the run (the mean offset removed: a common translation is
       not observable), and the time per iteration with and without refinement (without it
-      both with the automatic batch schedule and with the refinement's fixed batches of 5);
+      both with the automatic batch schedule and with fixed batches the size of the
+      refinement's first ones);
     - 1e4 photons per pattern: NRMSE every 10 iterations; the largest rise between two
       checkpoints (the issue asks that the error never grows).
 
 Time per iteration is the wall time of the whole run divided by the number of iterations (for
 torchscope that includes the set-up and the final snapshot); with ``--rounds N`` every case
 runs N times, one round of all cases after another, and the median is reported (ratios are
-taken between medians). Timings taken while other work
+taken between medians). The four position-refinement runs are timed side by side instead, 10
+iterations of one, then of the next (``run_interleaved``), and their ratios are the median of
+the ratios within each round: the machine's speed drifts too much between runs made one after
+the other. Timings taken while other work
 loads the machine are provisional.
 
 Usage::
@@ -101,6 +105,36 @@ def run_ours(measured, iterations, device, **options):
 
         torch.cuda.synchronize()
     return result, (time.perf_counter() - t0) / iterations
+
+
+def run_interleaved(measured, iterations, device, cases, block=10):
+    """Run the reconstructions ``cases`` ({key: options}) side by side: ``block`` iterations
+    of one, then of the next, and so on (``iterate`` with ``every=block``). The speed of this
+    shared 2-core virtual machine drifts by up to 2 x over seconds, which moves the ratio of two
+    runs made one after the other by +-20 %; blocks of a fraction of a second hit every case
+    with the same drift, and are long enough that each case finds its own data in the caches.
+    Returns {key: (result, seconds per iteration)}."""
+    from torchscope import ptycho
+
+    runs = {key: ptycho.iterate(measured, iterations=iterations, every=block,
+                                probe=start_probe(measured), obj_shape=(256, 256), seed=0,
+                                device=device, **options)
+            for key, options in cases.items()}
+    seconds = dict.fromkeys(runs, 0.0)
+    last = {}
+    while runs:
+        for key in list(runs):
+            t0 = time.perf_counter()
+            try:
+                last[key] = next(runs[key])
+            except StopIteration:
+                del runs[key]
+            if device != "cpu":
+                import torch
+
+                torch.cuda.synchronize()
+            seconds[key] += time.perf_counter() - t0
+    return {key: (last[key], seconds[key] / iterations) for key in cases}
 
 
 def error_curve(measured, truth, roi, iterations, every, device, **options):
@@ -276,7 +310,7 @@ def main(argv=None):
     import torch
 
     from torchscope import ptycho
-    from torchscope.ptycho._engines import AUTO_MOMENTUM
+    from torchscope.ptycho._engines import AUTO_MOMENTUM, AUTO_REFINE_BATCHES
 
     torch.set_num_threads(args.threads)
     if args.cuda_graphs:
@@ -322,17 +356,23 @@ def main(argv=None):
                                                ("pty-chi", run_ptychi, "LSQML"))]
     cases.append((("torchscope", "3 modes"),
                   lambda: run_ours(measured3, its, args.device, engine="rpie", modes=3)))
-    # with refinement the automatic schedule starts with batches of 5 positions and keeps at
-    # least AUTO_REFINE_MIN_BATCHES; the run without refinement is timed both with its own
-    # schedule (what a user gets) and with fixed batches of 5 and the same momentum
-    for refinement, batch in ((None, None), (None, 5), ("adam", None), ("fixed_gain", None)):
-        momentum = None if batch is None else AUTO_MOMENTUM
-        cases.append((("refinement", refinement, batch),
-                      lambda r=refinement, b=batch, m=momentum: run_ours(
-                          wrong, its, args.device, engine="rpie", position_refinement=r,
-                          batch_size=b, momentum=m)))
+    # with refinement the automatic schedule starts with AUTO_REFINE_BATCHES batches and keeps
+    # at least AUTO_REFINE_MIN_BATCHES; the run without refinement is timed both with its own
+    # schedule (what a user gets) and with fixed batches of the refinement's first size and the
+    # same momentum. These four run interleaved, 10 iterations at a time (their ratios are the
+    # figure; see run_interleaved)
+    first = -(-len(pos) // AUTO_REFINE_BATCHES)  # the refinement's first batch size
+    refinement_runs = ((None, None), (None, first), ("adam", None), ("fixed_gain", None))
+    refinement_cases = {
+        ("refinement", refinement, batch): dict(
+            engine="rpie", position_refinement=refinement, batch_size=batch,
+            momentum=None if batch is None else AUTO_MOMENTUM)
+        for refinement, batch in refinement_runs}
     times, results = {}, {}
     for _ in range(args.rounds):
+        for key, (result, dt) in run_interleaved(wrong, its, args.device, refinement_cases).items():
+            results[key] = result
+            times.setdefault(key, []).append(dt)
         for key, runner in cases:
             if key in results and results[key] is None:
                 continue  # a peer that is not installed
@@ -378,14 +418,17 @@ def main(argv=None):
     row("torchscope", "rpie, 3 modes (3-mode data)", dt,
         ptycho.object_error(result.obj, obj3, roi3), note + seconds(key))
 
-    base = {None: t["refinement", None, None], 5: t["refinement", None, 5]}
-    for refinement, batch in ((None, None), (None, 5), ("adam", None), ("fixed_gain", None)):
+    def ratio(key, base):  # the median over rounds of the ratio within each round
+        return float(np.median(np.array(times[key]) / np.array(times[base])))
+
+    for refinement, batch in refinement_runs:
         key = ("refinement", refinement, batch)
         result, dt = results[key], t[key]
         note = f"positions {start_rms:.2f} -> {rms_position_error(result.positions_px, pos):.3f} px RMS"
         if refinement is not None:
-            note += (f"; {dt / base[None]:.2f} x the time without refinement (automatic batches), "
-                     f"{dt / base[5]:.2f} x with fixed batches of 5")
+            note += (f"; {ratio(key, ('refinement', None, None)):.2f} x the time without "
+                     f"refinement (automatic batches), {ratio(key, ('refinement', None, first)):.2f} x "
+                     f"with fixed batches of {first} (interleaved runs)")
         case = f"rpie, refinement {refinement}" + ("" if batch is None else f", batch_size={batch}")
         row("torchscope", case, dt, ptycho.object_error(result.obj, obj, roi), note + seconds(key))
 

@@ -181,8 +181,9 @@ def test_automatic_schedule_settles(problem):
 
 
 def test_refinement_grows_the_batches_but_keeps_several(monkeypatch):
-    # 100 positions start in 20 batches; with refinement the schedule may merge them while the
-    # error stalls, but never into fewer than AUTO_REFINE_MIN_BATCHES; without it, into one
+    # 100 positions start in AUTO_REFINE_BATCHES batches with refinement (AUTO_BATCHES without);
+    # the schedule may merge them while the error stalls, but with refinement never into fewer
+    # than AUTO_REFINE_MIN_BATCHES; without it, into one
     rng = np.random.default_rng(5)
     obj = _smooth_object(rng)
     probe = ptycho.make_probe(16, diameter_px=10, edge_px=2, quadratic_phase_rad=1.0)
@@ -199,10 +200,11 @@ def test_refinement_grows_the_batches_but_keeps_several(monkeypatch):
     monkeypatch.setattr(_engines._Engine, "set_batch_size", spy)
     ptycho.reconstruct(wrong, iterations=300, position_refinement="adam", seed=0)
     counts = [int(np.ceil(100 / b)) for b in sizes]
-    assert counts[0] == 20 and len(counts) > 1  # it grew
+    assert counts[0] == _engines.AUTO_REFINE_BATCHES == 10 and len(counts) > 1  # it grew
     assert min(counts) == _engines.AUTO_REFINE_MIN_BATCHES
     sizes.clear()
     ptycho.reconstruct(wrong, iterations=150, seed=0)
+    assert int(np.ceil(100 / sizes[0])) == _engines.AUTO_BATCHES == 20
     assert sizes[-1] == 100
 
 
