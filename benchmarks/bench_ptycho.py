@@ -364,9 +364,9 @@ def main(argv=None):
     first = -(-len(pos) // AUTO_REFINE_BATCHES)  # the refinement's first batch size
     refinement_runs = ((None, None), (None, first), ("adam", None), ("fixed_gain", None))
     refinement_cases = {
-        ("refinement", refinement, batch): dict(
-            engine="rpie", position_refinement=refinement, batch_size=batch,
-            momentum=None if batch is None else AUTO_MOMENTUM)
+        ("refinement", refinement, batch): {
+            "engine": "rpie", "position_refinement": refinement, "batch_size": batch,
+            "momentum": None if batch is None else AUTO_MOMENTUM}
         for refinement, batch in refinement_runs}
     times, results = {}, {}
     for _ in range(args.rounds):
