@@ -186,9 +186,18 @@ def register_spectra(ref_f, mov_f, *, upsample=100, normalization="phase", coars
         (dy, dx) in pixels: translating the moving image by this amount registers it onto the
         reference (scikit-image's convention).
     """
+    return register_cross_power(ref_f * mov_f.conj(), upsample=upsample,
+                                normalization=normalization, coarse_upsample=coarse_upsample,
+                                start=start, interpolate=interpolate)
+
+
+def register_cross_power(product, *, upsample=100, normalization="phase", coarse_upsample=None,
+                         start=None, interpolate=False):
+    """:func:`register_spectra` given the cross-power spectra ``ref_f * conj(mov_f)``
+    (B, ny, nx) themselves: for callers that form them in a buffer of their own (with
+    ``normalization=None`` the spectra are only read)."""
     import torch
 
-    product = ref_f * mov_f.conj()
     if normalization == "phase":
         eps = torch.finfo(product.real.dtype).eps
         product = product / _abs2(product).sqrt().clamp_min(100 * eps)

@@ -315,6 +315,7 @@ class _Engine:
             self.adam_m = torch.zeros_like(self.shift_signal)
             self.adam_v = torch.zeros_like(self.shift_signal)
             self.adam_t = 0
+        self.ramps = None  # buffers of the sub-pixel Fourier ramps (see _geometry)
         self.reg_spec = self.reg_solo = None  # the registration's queue of spectra
         self.reg_batches = []
         self.reg_count = 0
@@ -390,10 +391,14 @@ class _Engine:
             kyx = whole.to(torch.int64)
             ramps = None
             if self.subpixel:
-                # the window seen by the probe is the object translated by -frac
+                # the window seen by the probe is the object translated by -frac (into the
+                # same buffers every time: with refinement this runs every iteration)
                 ry, rx = shift_ramps((whole - corner).to(self.real), self.win, dtype=self.cplx)
-                ramp = ry[:, :, None] * rx[:, None, :]
-                ramps = (ramp, ramp.conj().resolve_conj())
+                if self.ramps is None:
+                    self.ramps = (torch.empty(self.n_pos, *self.win, device=self.dev, dtype=self.cplx),
+                                  torch.empty(self.n_pos, *self.win, device=self.dev, dtype=self.cplx))
+                ramp = torch.mul(ry[:, :, None], rx[:, None, :], out=self.ramps[0])
+                ramps = (ramp, torch.conj_physical(ramp, out=self.ramps[1]))
             self.geometry_all = (kyx, ramps)
         kyx, ramps = self.geometry_all
         start, end = self.bounds[g]
@@ -498,7 +503,9 @@ class _Engine:
             if refine:
                 # the registration needs each window's own update as equation 6 gives it,
                 # not its share of the batch's average
-                solo_spec = torch.fft.fft2(o_num * (alpha_obj / den_one), out=solo_out)
+                # (the crop's buffer is free: with refinement the probe sees the shifted win)
+                solo = torch.mul(o_num, alpha_obj / den_one, out=ws["crop"])
+                solo_spec = torch.fft.fft2(solo, out=solo_out)
             # overlapping windows: where their summed illumination S exceeds what equation 6
             # divides by, divide by S instead (the corrections of the windows are averaged
             # rather than added, so together they never overshoot):
@@ -641,12 +648,14 @@ class _Engine:
         if not self.reg_count:
             return
         torch = self.torch
-        from torchscope.backend._registration import register_spectra
+        from torchscope.backend._registration import register_cross_power
 
         spec = self.reg_spec[:self.reg_count]
         after = self.reg_solo[:self.reg_count].add_(spec)  # the window after its update
-        shift = register_spectra(after, spec, upsample=_REGISTRATION_UPSAMPLE,
-                                 normalization=None, start="zero", interpolate=True)
+        # the cross-power spectra, in place (no fresh multi-megabyte tensor per iteration)
+        product = after.mul_(spec.conj())
+        shift = register_cross_power(product, upsample=_REGISTRATION_UPSAMPLE,
+                                     normalization=None, start="zero", interpolate=True)
         self.shift_signal[torch.cat(self.reg_batches)] = shift.to(self.pos_dtype)
         self.reg_batches = []
         self.reg_count = 0
