@@ -419,16 +419,18 @@ def main(argv=None):
         ptycho.object_error(result.obj, obj3, roi3), note + seconds(key))
 
     def ratio(key, base):  # the median over rounds of the ratio within each round
-        return float(np.median(np.array(times[key]) / np.array(times[base])))
+        each = np.array(times[key]) / np.array(times[base])
+        text = f"{np.median(each):.2f}"
+        return text if len(each) == 1 else text + " (" + ", ".join(f"{r:.2f}" for r in each) + ")"
 
     for refinement, batch in refinement_runs:
         key = ("refinement", refinement, batch)
         result, dt = results[key], t[key]
         note = f"positions {start_rms:.2f} -> {rms_position_error(result.positions_px, pos):.3f} px RMS"
         if refinement is not None:
-            note += (f"; {ratio(key, ('refinement', None, None)):.2f} x the time without "
-                     f"refinement (automatic batches), {ratio(key, ('refinement', None, first)):.2f} x "
-                     f"with fixed batches of {first} (interleaved runs)")
+            note += (f"; {ratio(key, ('refinement', None, None))} x the time without "
+                     f"refinement (automatic batches), {ratio(key, ('refinement', None, first))} x "
+                     f"with fixed batches of {first} (interleaved runs; per round in brackets)")
         case = f"rpie, refinement {refinement}" + ("" if batch is None else f", batch_size={batch}")
         row("torchscope", case, dt, ptycho.object_error(result.obj, obj, roi), note + seconds(key))
 
