@@ -8,7 +8,7 @@ from skimage.registration import phase_cross_correlation
 
 from torchscope.backend import register_subpixel
 from torchscope.backend._fft import fourier_shift
-from torchscope.backend._registration import register_spectra
+from torchscope.backend._registration import register_cross_power, register_spectra
 
 
 def _shifted_pairs(rng, count, size=48, complex_=False):
@@ -86,6 +86,25 @@ def test_two_stage_search_and_start_agree_with_one_stage(rng):
     coarse = register_spectra(a, b, upsample=10, normalization=None, start="zero", interpolate=True)
     assert torch.allclose(coarse, torch.full_like(coarse, 0.3), atol=0.01)
     assert torch.allclose(full, torch.full_like(full, 0.3), atol=0.011)
+
+
+@pytest.mark.parametrize("normalization", ["phase", None])
+def test_cross_power_spectra_give_the_known_shifts_and_stay_unchanged(rng, normalization):
+    # the caller forms ref * conj(mov) itself (the ptychography engine does so in place)
+    refs, movs, shifts = _shifted_pairs(rng, 8, complex_=True)  # exact translations
+    a = torch.fft.fft2(torch.from_numpy(refs))
+    b = torch.fft.fft2(torch.from_numpy(movs))
+    product = a * b.conj()
+    kept = product.clone()
+    found = register_cross_power(product, upsample=100, normalization=normalization)
+    np.testing.assert_allclose(found.numpy(), shifts, atol=0.011)
+    assert torch.equal(product, kept)
+    # start="zero" with interpolation, as the engine calls it, on shifts below a pixel
+    small = fourier_shift(torch.from_numpy(refs), torch.full((8, 2), -0.2, dtype=torch.float64))
+    product = torch.fft.fft2(small) * torch.fft.fft2(torch.from_numpy(refs)).conj()
+    found = register_cross_power(product, upsample=4, normalization=normalization, start="zero",
+                                 interpolate=True)
+    np.testing.assert_allclose(found.numpy(), -0.2, atol=0.05)
 
 
 def test_clear_errors():
