@@ -94,12 +94,17 @@ def rms_position_error(found, truth):
 
 
 # ------------------------------------------------------------------------------- torchscope
+def common_options(measured, device):
+    """What every torchscope run of the benchmark shares: start, object size, seed, device."""
+    return {"probe": start_probe(measured), "obj_shape": (256, 256), "seed": 0, "device": device}
+
+
 def run_ours(measured, iterations, device, **options):
     from torchscope import ptycho
 
     t0 = time.perf_counter()
-    result = ptycho.reconstruct(measured, iterations=iterations, probe=start_probe(measured),
-                                obj_shape=(256, 256), seed=0, device=device, **options)
+    result = ptycho.reconstruct(measured, iterations=iterations,
+                                **common_options(measured, device), **options)
     if device != "cpu":
         import torch
 
@@ -117,8 +122,7 @@ def run_interleaved(measured, iterations, device, cases, block=10):
     from torchscope import ptycho
 
     runs = {key: ptycho.iterate(measured, iterations=iterations, every=block,
-                                probe=start_probe(measured), obj_shape=(256, 256), seed=0,
-                                device=device, **options)
+                                **common_options(measured, device), **options)
             for key, options in cases.items()}
     seconds = dict.fromkeys(runs, 0.0)
     last = {}
@@ -142,8 +146,7 @@ def error_curve(measured, truth, roi, iterations, every, device, **options):
 
     curve = []
     for snap in ptycho.iterate(measured, iterations=iterations, every=every,
-                               probe=start_probe(measured), obj_shape=(256, 256), seed=0,
-                               device=device, **options):
+                               **common_options(measured, device), **options):
         curve.append((snap.iteration, ptycho.object_error(snap.obj, truth, roi)))
     return curve
 

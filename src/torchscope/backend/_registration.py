@@ -194,8 +194,8 @@ def register_spectra(ref_f, mov_f, *, upsample=100, normalization="phase", coars
 def register_cross_power(product, *, upsample=100, normalization="phase", coarse_upsample=None,
                          start=None, interpolate=False):
     """:func:`register_spectra` given the cross-power spectra ``ref_f * conj(mov_f)``
-    (B, ny, nx) themselves: for callers that form them in a buffer of their own (with
-    ``normalization=None`` the spectra are only read)."""
+    (B, ny, nx) themselves, for callers that form them in a buffer of their own (the spectra
+    are only read)."""
     import torch
 
     if normalization == "phase":

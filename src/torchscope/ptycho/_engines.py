@@ -27,9 +27,9 @@ all exit waves are formed from the same object and probe; then
 many whenever the data error stalls (less than 1 % better over 10 iterations), and once all
 positions form one batch, update rates halved whenever it stalls again: fast early
 convergence, then noise averaged out instead of fitted. With position refinement it starts
-with 10 batches and keeps at least 5 (and the update rates). With the automatic schedule, while there is more than one batch, the
-object also takes a heavy-ball momentum step after each iteration (``momentum``; the momentum
-of Maiden, Johnson & Li's mPIE, 2017).
+with 10 batches and keeps at least 5 (and the update rates). With the automatic schedule,
+while there is more than one batch, the object also takes a heavy-ball momentum step after
+each iteration (``momentum``; the momentum of Maiden, Johnson & Li's mPIE, 2017).
 
 Sub-pixel positions. The engines work in the probe's frame: the object window is cut at the
 whole-pixel part of the position and translated by the sub-pixel rest with the Fourier shift
