@@ -38,3 +38,29 @@ def test_format_call_is_python():
     assert call == "np.clip(x, 1.5, a_max=3.0, casting='unsafe')"
     x = np.arange(5.0)
     np.testing.assert_array_equal(eval(call, {"np": np, "x": x}), np.clip(x, 1.5, 3.0))
+
+
+def test_workers_use_the_torch_thread_count_of_the_gui_thread(qtbot):
+    """torch's intra-op thread count belongs to each OS thread and napari's pool reuses its
+    threads; a dock's worker must run with the count the GUI thread has when it starts (what
+    the console set), also on a thread the pool made under another count."""
+    import torch
+
+    from torchscope.napari._workers import RunControls
+
+    def report():
+        yield 1, 1
+        return torch.get_num_threads()
+
+    controls = RunControls()
+    before = torch.get_num_threads()
+    seen = []
+    try:
+        for threads in (1, 2, 1):
+            torch.set_num_threads(threads)
+            with qtbot.waitCallback(timeout=30_000) as done:
+                controls.start(report, returned=lambda n, done=done: (seen.append(n), done()))
+            qtbot.waitUntil(lambda: not controls.running, timeout=30_000)
+    finally:
+        torch.set_num_threads(before)
+    assert seen == [1, 2, 1]

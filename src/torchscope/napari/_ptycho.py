@@ -44,10 +44,9 @@ from magicgui.widgets import (
     SpinBox,
 )
 from napari.layers import Image, Layer
-from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info
 
-from torchscope.napari._workers import Failed, _guarded, follow_layer_list
+from torchscope.napari._workers import Failed, follow_layer_list, guarded_worker
 
 MODULE = "torchscope.ptycho"
 #: Metadata keys of the layers that carry ptychography objects.
@@ -851,14 +850,7 @@ class PtychoWidget(Container):
             return None
         names, object_code = job.pop("names"), job.pop("object_code")
         kwargs = {k: job[k] for k in ("geometry", "probe", "scan", "photons", "seed", "device")}
-        worker = create_worker(
-            _guarded,
-            simulate_dataset,
-            job["amplitude"],
-            job["phase"],
-            _start_thread=False,
-            **kwargs,
-        )
+        worker = guarded_worker(simulate_dataset, job["amplitude"], job["phase"], **kwargs)
         worker.returned.connect(partial(self._simulated, names, object_code, kwargs))
         worker.finished.connect(self._finished)
         self._start(worker, reconstruction=False)
@@ -947,9 +939,7 @@ class PtychoWidget(Container):
         data = layer.metadata[DATA_KEY]
         self._run_data, self._run_options = data, options
         iterations = int(self.iterations.value)
-        worker = create_worker(
-            _guarded, reconstruct_snapshots, data, options, iterations, start, _start_thread=False
-        )
+        worker = guarded_worker(reconstruct_snapshots, data, options, iterations, start)
         first = self._run_first = 0 if start is None else int(start.iteration)
         self.progress.min, self.progress.max, self.progress.value = first, first + iterations, first
         worker.yielded.connect(partial(self._show, layer))

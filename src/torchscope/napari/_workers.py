@@ -16,6 +16,7 @@ Nothing here imports torch or a science module at import time.
 
 import logging
 import math
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -104,17 +105,37 @@ class Failed:
     error: Exception
 
 
-def _guarded(generator_function, *args, **kwargs):
+def _guarded(torch_threads, generator_function, *args, **kwargs):
     """Run a generator, returning :class:`Failed` instead of raising.
 
     A worker's ``errored`` signal would also reach napari's own handler (a notification with a
     traceback), and superqt's generator loop drops a ``RuntimeError`` (what torch raises)
     silently; returning the error as a value lets the main thread report it once, plainly.
+    ``torch_threads`` (unless None) is first given to ``torch.set_num_threads`` in this thread.
     """
     try:
+        if torch_threads is not None:
+            import torch
+
+            torch.set_num_threads(torch_threads)
         return (yield from generator_function(*args, **kwargs))
     except Exception as error:  # noqa: BLE001 - reported to the user in the main thread
         return Failed(error)
+
+
+def guarded_worker(generator_function, *args, **kwargs):
+    """A napari thread worker (not started) for ``generator_function(*args, **kwargs)``, run
+    through :func:`_guarded` with this thread's torch thread count.
+
+    torch's intra-op thread count belongs to each OS thread, and napari's thread pool reuses
+    its threads: without this, a worker keeps whatever count its thread had when the pool made
+    it, so ``torch.set_num_threads`` in the console would not reach the docks, and a dock's
+    result could differ in the last digits from the same call replayed in the console.
+    """
+    torch = sys.modules.get("torch")  # not imported: every thread starts with the default
+    threads = None if torch is None else torch.get_num_threads()
+    return create_worker(_guarded, threads, generator_function, *args, _start_thread=False,
+                         **kwargs)
 
 
 class RunControls(Container):
@@ -166,7 +187,7 @@ class RunControls(Container):
             else:
                 returned(value)
 
-        worker = create_worker(_guarded, generator_function, *args, _start_thread=False, **kwargs)
+        worker = guarded_worker(generator_function, *args, **kwargs)
         worker.yielded.connect(self._on_yielded)
         worker.returned.connect(on_returned)
         worker.aborted.connect(lambda: show_info(f"{description} stopped; nothing was written."))
