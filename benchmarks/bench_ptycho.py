@@ -41,6 +41,7 @@ Usage::
     python benchmarks/bench_ptycho.py --rounds 3         # median time of 3 rounds of every case
     python benchmarks/bench_ptycho.py --seeds 6          # quality figures on 6 seeds of the problem
     python benchmarks/bench_ptycho.py --device cuda --no-peers
+    python benchmarks/bench_ptycho.py --speed-only --no-peers    # 1- and 3-mode times only
 """
 
 import argparse
@@ -325,6 +326,9 @@ def main(argv=None):
     ap.add_argument("--cuda-graphs", action="store_true",
                     help="replay the batches as CUDA graphs (experimental: "
                          "torchscope.ptycho._engines.CUDA_GRAPHS; runs without refinement)")
+    ap.add_argument("--speed-only", action="store_true",
+                    help="only the one- and three-mode cases (no refinement, no low dose): "
+                         "the GPU-over-CPU comparison in a few seconds of device time")
     ap.add_argument("--seeds", type=int, default=0,
                     help="instead of the timings: the quality figures on this many seeds of "
                          "the problem (jitter, noise and position errors; seed 0 is the default)")
@@ -393,6 +397,8 @@ def main(argv=None):
             "engine": "rpie", "position_refinement": refinement, "batch_size": batch,
             "momentum": None if batch is None else AUTO_MOMENTUM}
         for refinement, batch in refinement_runs}
+    if args.speed_only:
+        refinement_runs, refinement_cases = (), {}
     times, results = {}, {}
     for _ in range(args.rounds):
         for key, (result, dt) in run_interleaved(wrong, its, args.device, refinement_cases).items():
@@ -461,6 +467,8 @@ def main(argv=None):
         case = f"rpie, refinement {refinement}" + ("" if batch is None else f", batch_size={batch}")
         row("torchscope", case, dt, ptycho.object_error(result.obj, obj, roi), note + seconds(key))
 
+    if args.speed_only:
+        return rows
     # low dose: the error must not grow
     obj4, _, _, measured4, roi4 = problem(photons=1e4)
     every = 2 if args.quick else 10

@@ -29,6 +29,12 @@ step() {  # step NAME SECONDS COMMAND...: run with a time limit, log to $OUT/NAM
   python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())"
   nproc; } 2>&1 | tee "$OUT/machine.log"
 
+# first the ptychography speed-up over one CPU thread of the same machine (issue 4's aim: 20 x)
+step ptycho_cpu1 150 python3 benchmarks/bench_ptycho.py --speed-only --no-peers --threads 1
+step ptycho_speed 60 python3 benchmarks/bench_ptycho.py --device cuda --speed-only --no-peers \
+  --threads 4
+step ptycho_speed_graphs 60 python3 benchmarks/bench_ptycho.py --device cuda --speed-only \
+  --no-peers --threads 4 --cuda-graphs
 step smoke 90 python3 scripts/train_ghost_mwcnn.py --device cuda --workers 2 --steps 20 \
   --channels 8,16,16 --no-evaluate --out /tmp/smoke
 step ghost_train "$(awk "BEGIN{print int($MINUTES * 60 + 90)}")" python3 scripts/train_ghost_mwcnn.py --device cuda \

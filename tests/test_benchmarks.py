@@ -110,6 +110,13 @@ def test_quick_ptycho_benchmark_prints_times_and_errors():
     assert any("never grows" in line for line in lines)
 
 
+def test_quick_ptycho_speed_only_runs_the_engine_cases_alone():
+    lines = _run_quick("bench_ptycho.py", "--no-peers", "--speed-only")
+    cases = {r[1] for r in _table_rows(lines, "torchscope")}
+    assert cases == {"epie, 1 mode", "rpie, 1 mode", "rpie, 3 modes (3-mode data)"}
+    assert not any("never grows" in line for line in lines)
+
+
 def test_quick_deblur_benchmark_prints_times():
     lines = _run_quick("bench_deblur.py")
     rows = {r[0]: r for r in _table_rows(lines, "") if r[0] and r[0] != "case"
