@@ -264,19 +264,25 @@ def _rate(success):
     return float(success.mean()) if success.size else None
 
 
+def _median(values):
+    return float(np.median(values)) if len(values) else None
+
+
 def summarize(records, methods):
     """Per-method figures and the comparisons the issue asks for (a JSON-able dict)."""
     table = {}
     small = np.array([r["kernel_size"] <= SMALL_KERNEL for r in records], dtype=bool)
     for m in methods:
-        ratio = _column(records, m, "ratio")
+        ratio, similarity = _column(records, m, "ratio"), _column(records, m, "similarity")
         choice, estimate = _column(records, m, "choice_s"), _column(records, m, "estimate_s")
         table[m] = {"n": len(ratio), "success": float(np.mean(ratio <= SUCCESS)),
                     "success_small_kernels": _rate(ratio[small] <= SUCCESS),
                     "success_large_kernels": _rate(ratio[~small] <= SUCCESS),
                     "curve": {str(r): float(np.mean(ratio <= r)) for r in RATIOS},
                     "median_ratio": float(np.median(ratio)),
-                    "median_similarity": float(np.median(_column(records, m, "similarity"))),
+                    "median_similarity": float(np.median(similarity)),
+                    "median_similarity_small_kernels": _median(similarity[small]),
+                    "median_similarity_large_kernels": _median(similarity[~small]),
                     "choice_s": float(choice.mean()), "estimate_s": float(estimate.mean()),
                     "cost_s": float((choice + estimate).mean())}
     comparisons = []
@@ -299,6 +305,10 @@ def _percent(value):
     return "n/a" if value is None else f"{100 * value:.0f} %"
 
 
+def _similarity(value):
+    return "n/a" if value is None else f"{value:.3f}"
+
+
 def format_summary(summary):
     sources = ", ".join(summary["sources"])
     n_small = summary["small_kernel_cases"]
@@ -308,13 +318,16 @@ def format_summary(summary):
              "| method | " + " | ".join(
                  f"ER <= {r}" + (" (success)" if r == SUCCESS else "") for r in RATIOS)
              + f" | success, kernels <= {SMALL_KERNEL} px | > {SMALL_KERNEL} px | median ER "
-             "| median similarity | choice s | estimate s | total s |",
-             "|---|" + "---:|" * (len(RATIOS) + 7)]
+             f"| median similarity | same, kernels <= {SMALL_KERNEL} px | > {SMALL_KERNEL} px "
+             "| choice s | estimate s | total s |",
+             "|---|" + "---:|" * (len(RATIOS) + 9)]
     for m, t in summary["methods"].items():
         curve = " | ".join(_percent(t["curve"][str(r)]) for r in RATIOS)
         lines.append(f"| {m} | {curve} | {_percent(t['success_small_kernels'])} | "
                      f"{_percent(t['success_large_kernels'])} | {t['median_ratio']:.2f} | "
-                     f"{t['median_similarity']:.3f} | {t['choice_s']:.2f} | "
+                     f"{t['median_similarity']:.3f} | "
+                     f"{_similarity(t['median_similarity_small_kernels'])} | "
+                     f"{_similarity(t['median_similarity_large_kernels'])} | {t['choice_s']:.2f} | "
                      f"{t['estimate_s']:.2f} | {t['cost_s']:.2f} |")
     lines.append("")
     for c in summary["comparisons"]:

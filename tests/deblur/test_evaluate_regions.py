@@ -123,6 +123,19 @@ def test_summary_arithmetic_by_hand(ev):
     assert "3.00x cheaper" in text
 
 
+def test_summary_splits_the_median_similarity_by_kernel_size(ev):
+    ratios = {"edges": [1.0] * 5}
+    records = _records(ratios, kernel_sizes=[11, 13, 55, 55, 27])  # similarities 0.5 ... 0.9
+    edges = ev.summarize(records, ["edges"])["methods"]["edges"]
+    assert edges["median_similarity_small_kernels"] == pytest.approx(0.6)  # 0.5, 0.6, 0.9
+    assert edges["median_similarity_large_kernels"] == pytest.approx(0.75)  # 0.7, 0.8
+    text = ev.format_summary(ev.summarize(records, ["edges"]))
+    assert "| 0.700 | 0.600 | 0.750 |" in text
+    one = ev.summarize(_records(ratios, kernel_sizes=[11] * 5), ["edges"])
+    assert one["methods"]["edges"]["median_similarity_large_kernels"] is None
+    assert "| n/a |" in ev.format_summary(one)
+
+
 def test_bootstrap_interval_spans_the_sources(ev):
     # source a: edges wins both cases, source b: edges loses both
     ratios = {"edges": [1.0, 1.0, 9.0, 9.0], "random": [9.0, 9.0, 1.0, 1.0]}
