@@ -31,6 +31,7 @@ import time
 import numpy as np
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+DEFAULT_OUT = str(ROOT / "src/torchscope/ghost/weights")
 NAME = "mwcnn_hadamard_zigzag"
 SIZES = (32, 64)
 RATIOS = (0.0625, 0.125, 0.1875, 0.25, 0.375, 0.5)
@@ -39,6 +40,10 @@ RATIO_SHARE = (0.12, 0.16, 0.30, 0.16, 0.14, 0.12)
 SIZE_SHARE = {32: 0.3, 64: 0.7}
 SETTING = {"modulation_depth": 0.8, "mask_error": 0.03, "photons": 1000}
 TRAINED = "- Trained on"
+# training options that make two runs' data the same kind (compared for fine-tuned networks)
+_RECIPE = ("mix", "modulation_depth", "mask_error", "blur", "photons", "perfect_fraction",
+           "noiseless_fraction", "group", "pattern_sets", "weights")
+THEN = "- Then: "
 
 
 def _psnr(x, ref):
@@ -121,7 +126,12 @@ def write_card(path, model, sha, metrics, command, trained):
          f"IWT up, skip connections by sum), {cfg['convs']} 3 x 3 convolutions + ReLU per block, "
          "residual output (the last convolution starts at zero). Input: the `pinv` image "
          "normalised by its own mean and standard deviation; output mapped back with them, so "
-         "any bucket units work."),
+         "any bucket units work."
+         + ("" if cfg.get("stages", 1) == 1 else
+            f" The network runs {cfg['stages']} times with the same weights; between two "
+            "passes the part of the image the masks measure is pulled back to the measurement "
+            "(data consistency `x - w (W^T W x - pinv)`, learnt w = "
+            f"{[round(float(w), 3) for w in model.consistency.detach()]}).")),
         "",
         "## Scope",
         "",
@@ -153,12 +163,29 @@ def write_card(path, model, sha, metrics, command, trained):
          f"{[round(w, 3) for w in tr['weights']]}."),
         (f"- {tr['optimizer']}; loss: {tr['loss']}; learning rate {tr['lr']}; batch "
          f"{tr['batch_size']}; **{tr['steps']} steps; seed {tr['seed']}**."),
+    ]
+    commands = [command]
+    first = tr.get("started_from")
+    while first:  # the networks this one was fine-tuned from, latest first
+        ftr = first.get("training", {})
+        same = all(ftr.get(k) == tr.get(k) for k in _RECIPE)
+        lines.append(
+            f"- Started from a network of {first.get('stages', 1)} pass(es), trained "
+            + ("with the same recipe of objects, measurements and pattern sets" if same else
+               "with another recipe (see its config in the file's metadata)")
+            + f": learning rate {ftr.get('lr')}; batch {ftr.get('batch_size')}; "
+            f"{ftr.get('steps')} steps; seed {ftr.get('seed')}"
+            + (" (its command is listed below, before this run's)." if ftr.get("command") else "."))
+        if ftr.get("command"):
+            commands.insert(0, ftr["command"])
+        first = ftr.get("started_from")
+    lines += [
         trained,
         "",
         "## Rebuild",
         "",
         "```bash",
-        command,
+        *commands,
         "```",
         "",
         f"sha256 of the weight file: `{sha}`",
@@ -219,14 +246,14 @@ def _pattern_sets():
     return sets, shares
 
 
-def _steps_in(args, channels, minutes, warm=50, timed=300):
+def _steps_in(args, channels, minutes, start, warm=50, timed=300):
     """Steps of this run's settings that fit in ``minutes`` (timed on a throw-away run)."""
     from torchscope import ghost
 
     sets, shares = _pattern_sets()
     gen = ghost.train_mwcnn(sets, steps=10 ** 9, batch_size=args.batch_size, seed=args.seed,
                             device=args.device, weights=shares, channels=channels, lr=args.lr,
-                            workers=args.workers)
+                            workers=args.workers, model=start, stages=args.stages)
     for prog in gen:
         if prog.step == warm:
             t0 = time.perf_counter()
@@ -250,6 +277,12 @@ def main(argv=None):
     ap.add_argument("--channels", default="16,32,64,128",
                     help="feature maps per wavelet level, comma-separated (the shipped network's)")
     ap.add_argument("--lr", type=float, default=1e-3, help="Adam's initial learning rate")
+    ap.add_argument("--stages", type=int, default=None,
+                    help="passes of the network with data consistency between them (default: "
+                         "1, or those of --init)")
+    ap.add_argument("--init", default=None,
+                    help="start from this weight file instead of random weights (fine-tuning; "
+                         "--channels is then ignored, --stages makes a cascade of it)")
     ap.add_argument("--workers", type=int, default=0,
                     help="processes simulating the measurements ahead (the result does not "
                          "depend on it; use them to keep a GPU busy)")
@@ -259,7 +292,7 @@ def main(argv=None):
     ap.add_argument("--no-evaluate", action="store_true",
                     help="save the weights and a card without metrics (measure them later "
                          "with --evaluate-only, e.g. on the CPU after training on a GPU)")
-    ap.add_argument("--out", default=str(ROOT / "src/torchscope/ghost/weights"))
+    ap.add_argument("--out", default=DEFAULT_OUT)
     ap.add_argument("--evaluate-only", action="store_true",
                     help="load the weight file in --out and rewrite its model card")
     args = ap.parse_args(argv)
@@ -274,16 +307,23 @@ def main(argv=None):
     weights = out / f"{NAME}.safetensors"
     card = out / f"{NAME}.md"
     channels = tuple(int(c) for c in args.channels.split(","))
+    start = None
+    if args.init is not None and not args.evaluate_only:
+        start = ghost.load_mwcnn(args.init, device=args.device)
     if args.minutes is not None and not args.evaluate_only:
-        args.steps = _steps_in(args, channels, args.minutes)
+        args.steps = _steps_in(args, channels, args.minutes, start)
     command = ("nice -n 10 .venv/bin/python scripts/train_ghost_mwcnn.py "
                f"--steps {args.steps} --batch-size {args.batch_size} --seed {args.seed} "
                f"--threads {args.threads}")
     for flag, value, default in (("--device", args.device, "cpu"),
                                  ("--workers", args.workers, 0),
-                                 ("--channels", args.channels, "16,32,64,128"),
-                                 ("--lr", args.lr, 1e-3)):
-        if value != default:
+                                 ("--channels", args.channels if args.init is None else None,
+                                  "16,32,64,128"),
+                                 ("--lr", args.lr, 1e-3),
+                                 ("--stages", args.stages, None),
+                                 ("--init", args.init, None),
+                                 ("--out", args.out, DEFAULT_OUT)):
+        if value is not None and value != default:
             command += f" {flag} {value}"
 
     if args.evaluate_only:
@@ -291,14 +331,15 @@ def main(argv=None):
         command = model.config["training"].get("command", command)  # how it was made
         # the training time is not in the weight file (it would change its hash): keep the card's
         old = card.read_text().splitlines() if card.is_file() else []
-        trained = next((line for line in old if line.startswith(TRAINED)),
-                       f"{TRAINED} (training time not recorded).")
+        kept = [line for line in old if line.startswith((TRAINED, THEN))]
+        trained = "\n".join(kept) or f"{TRAINED} (training time not recorded)."
     else:
         sets, shares = _pattern_sets()
         t0 = time.perf_counter()
         gen = ghost.train_mwcnn(sets, steps=args.steps, batch_size=args.batch_size,
                                 seed=args.seed, device=args.device, weights=shares,
-                                channels=channels, lr=args.lr, workers=args.workers)
+                                channels=channels, lr=args.lr, workers=args.workers,
+                                model=start, stages=args.stages)
         avg = None
         while True:
             try:
@@ -325,6 +366,12 @@ def main(argv=None):
         trained = (f"{TRAINED} {where}, torch {torch.__version__}, in {seconds / 60:.1f} min "
                    f"of wall-clock time (load average {os.getloadavg()[0]:.1f} at the end, "
                    f"{os.cpu_count()} CPUs).")
+        if args.init is not None:  # how the starting network was made, from its card
+            first = pathlib.Path(args.init).with_suffix(".md")
+            old = first.read_text().splitlines() if first.is_file() else []
+            kept = [x for x in old if x.startswith((TRAINED, THEN))]
+            if kept:
+                trained = "\n".join([*kept, f"{THEN}{trained[2:]}"])
         model.config["training"]["threads"] = args.threads
         model.config["training"]["command"] = command
         ghost.save_mwcnn(weights, model)

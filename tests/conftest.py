@@ -27,6 +27,22 @@ def device(request):
     return request.param
 
 
+@pytest.fixture(scope="session")
+def repo_script():
+    """A loader: ``repo_script("train_x")`` imports ``scripts/train_x.py`` as a fresh module."""
+    import importlib.util
+    from pathlib import Path
+
+    def load(name):
+        path = Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py"
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load
+
+
 @pytest.fixture
 def rng():
     """A fresh, seeded random generator per test."""

@@ -1,8 +1,6 @@
 """scripts/evaluate_deblur_regions.py: the set, one tiny evaluation, the summary, the guard."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,15 +16,10 @@ from torchscope.deblur import (
     score_regions,
 )
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "evaluate_deblur_regions.py"
-
 
 @pytest.fixture(scope="module")
-def ev():
-    spec = importlib.util.spec_from_file_location("evaluate_deblur_regions", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def ev(repo_script):
+    return repo_script("evaluate_deblur_regions")
 
 
 @pytest.fixture(scope="module")

@@ -293,3 +293,108 @@ def test_training_and_model_errors():
     net.config["sizes"] = [32]
     with pytest.raises(ValueError, match=r"trained for \[32\]"):
         reconstruct(np.ones(len(p)), p, method="mwcnn", model=net)
+
+
+# ------------------------------------------------------------------- stages (a cascade)
+def test_a_cascade_at_full_sampling_is_one_pass(rng):
+    # with every Hadamard row measured the consistency step returns the pseudo-inverse, so a
+    # second pass sees the first one's input again
+    p = hadamard_patterns(16)
+    b = simulate_buckets(rng.uniform(0.2, 1, size=(2, 16, 16)), p, modulation_depth=0.8)
+    one = reconstruct(b, p, method="mwcnn", modulation_depth=0.8, model=_tiny())
+    two = reconstruct(b, p, method="mwcnn", modulation_depth=0.8, model=_tiny().cascade(2))
+    np.testing.assert_allclose(two, one, rtol=1e-4, atol=1e-4 * np.abs(one).max())
+    # with part of the rows, the second pass changes the result
+    p = hadamard_patterns(16, ratio=0.25)
+    b = simulate_buckets(rng.uniform(0.2, 1, size=(2, 16, 16)), p, modulation_depth=0.8)
+    one = reconstruct(b, p, method="mwcnn", modulation_depth=0.8, model=_tiny())
+    two = reconstruct(b, p, method="mwcnn", modulation_depth=0.8, model=_tiny().cascade(2))
+    assert np.abs(two - one).max() > 1e-3 * np.abs(one).max()
+
+
+def test_consistency_keeps_what_the_masks_measured(rng):
+    # an untrained cascade (each pass the identity) must return the pseudo-inverse, also for
+    # masks that do not measure the mean (speckle): the projection is applied in image units
+    p = speckle_patterns(16, 100, rng=2)
+    b = simulate_buckets(rng.uniform(0.2, 1, size=(3, 16, 16)), p)
+    pinv = reconstruct(b, p, method="pinv")
+    net = MWCNN((4, 8, 8), convs=1, stages=3).eval()
+    out = reconstruct(b, p, method="mwcnn", model=net)
+    np.testing.assert_allclose(out, pinv, rtol=1e-4, atol=1e-4 * np.abs(pinv).max())
+
+
+def test_cascade_round_trip_and_errors(tmp_path, rng):
+    net = _tiny(2).cascade(2)
+    with torch.no_grad():
+        net.consistency.fill_(0.7)
+    assert net.stages == 2 and net.config["stages"] == 2
+    path = tmp_path / "cascade.safetensors"
+    save_mwcnn(path, net)
+    loaded = load_mwcnn(path, device="cpu")
+    assert loaded.stages == 2 and loaded.consistency.item() == pytest.approx(0.7)
+    raw = path.read_bytes()  # a cascade is format 2: older readers say they are too old
+    header = json.loads(raw[8:8 + int.from_bytes(raw[:8], "little")])
+    assert json.loads(header["__metadata__"]["torchscope.ghost.mwcnn"])["format_version"] == 2
+    p = hadamard_patterns(16, ratio=0.25)
+    b = simulate_buckets(rng.uniform(size=(2, 16, 16)), p)
+    np.testing.assert_array_equal(reconstruct(b, p, method="mwcnn", model=net),
+                                  reconstruct(b, p, method="mwcnn", model=loaded))
+    with pytest.raises(ValueError, match="needs project"):
+        net(torch.zeros(1, 1, 16, 16))
+    with pytest.raises(ValueError, match="stages"):
+        MWCNN((4, 8), stages=0)
+
+
+def test_training_a_cascade_from_a_one_pass_model():
+    p = hadamard_patterns(16, ratio=0.25)
+    start = _tiny(1)
+    gen = train_mwcnn(p, steps=4, batch_size=4, seed=0, device="cpu", model=start, stages=2,
+                      group=1, mix=_MIX, lr=1e-2)
+    out = None
+    for out in gen:
+        assert np.isfinite(out.loss)
+    assert start.stages == 1 and out.model.stages == 2
+    assert out.model.consistency.item() != 1.0  # the consistency weight is learnt too
+    assert out.model.config["training"]["started_from"]["stages"] == 1
+    with pytest.raises(ValueError, match="stages"):
+        next(train_mwcnn(p, steps=1, stages=0))
+
+
+@pytest.mark.parametrize("kind", ["hadamard", "speckle"])
+def test_cascade_matches_consistency_written_in_image_units(kind, rng, monkeypatch):
+    # the reference: each pass in the units the network sees (those of the pseudo-inverse),
+    # each consistency step x <- x - w (W^T W x - pinv) on images in bucket units
+    import torchscope.ghost._mwcnn as mw
+    from torchscope.ghost._plan import get_plan, make_frame
+
+    monkeypatch.setattr(mw, "_CHUNK", 4)  # 10 images: three chunks
+    p = hadamard_patterns(16, ratio=0.25) if kind == "hadamard" else \
+        speckle_patterns(16, 90, rng=3)
+    b = simulate_buckets(rng.uniform(0.2, 1, size=(10, 16, 16)), p, photons=500, rng=4)
+    net = _tiny(4).cascade(3)
+    with torch.no_grad():
+        net.consistency.copy_(torch.tensor([0.6, 1.3]))
+        out = reconstruct(b, p, method="mwcnn", model=net)
+        frame = make_frame(get_plan(p), torch.as_tensor(b, dtype=torch.float64), 1.0, None, 1e-6)
+        pinv = frame.pinv()
+        mean = pinv.mean(dim=(1, 2), keepdim=True)
+        std = pinv.std(dim=(1, 2), keepdim=True)
+
+        def one_pass(x):  # bucket units in and out
+            z = ((x - mean) / std).float().unsqueeze(1)
+            return net._pass(z).squeeze(1).double() * std + mean
+
+        x = one_pass(pinv)
+        for w in (0.6, 1.3):
+            x = one_pass(x - w * (frame.project(x) - pinv))
+    np.testing.assert_allclose(out, x.numpy(), rtol=1e-4, atol=1e-4 * float(x.abs().max()))
+
+
+def test_cascade_keeps_device_dtype_and_mode():
+    net = _tiny(5).double().train()
+    two = net.cascade(2)
+    assert two.training and next(two.parameters()).dtype == torch.float64
+    assert two.consistency.dtype == torch.float64 and two.stages == 2
+    two.config["training"] = {"steps": 1}
+    assert "training" not in net.config  # the config is a copy
+    assert torch.equal(two.head[0].weight, net.head[0].weight)

@@ -28,9 +28,9 @@ import torch
 from torch import nn
 
 FORMAT = "torchscope.ghost.mwcnn"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: networks of several stages (a 'consistency' tensor)
 WEIGHTS_DIR = pathlib.Path(__file__).with_name("weights")
-_ARCH_KEYS = ("channels", "convs")
+_ARCH_KEYS = ("channels", "convs", "stages")
 _CHUNK = 64  # images per forward pass: bounds the memory of very large stacks
 
 
@@ -99,18 +99,25 @@ class MWCNN(nn.Module):
         image side must be a multiple of ``2 ** (len(channels) - 1)``.
     convs : int
         3 x 3 convolutions per block.
+    stages : int, optional
+        Passes through the network (shared weights). Between two passes the measured part of
+        the image is pulled back towards the measurement (data consistency):
+        ``x - w (W^T W x - pinv)``, with ``W^T W`` the projection onto what the masks measure
+        and a learnt weight ``w`` per step (starting at 1). With more than one stage,
+        :meth:`forward` needs that projection.
     config : dict, optional
         Extra information kept with the model (training data, sizes, ratios; see
         :func:`save_mwcnn`).
     """
 
-    def __init__(self, channels=(16, 32, 64, 128), convs=2, config=None):
+    def __init__(self, channels=(16, 32, 64, 128), convs=2, stages=1, config=None):
         super().__init__()
         channels = [int(c) for c in channels]
-        if len(channels) < 2 or min(channels) < 1 or int(convs) < 1:
-            raise ValueError(f"channels={channels}, convs={convs}: expected at least two levels "
-                             "of >= 1 channel and convs >= 1.")
+        if len(channels) < 2 or min(channels) < 1 or int(convs) < 1 or int(stages) < 1:
+            raise ValueError(f"channels={channels}, convs={convs}, stages={stages}: expected at "
+                             "least two levels of >= 1 channel, convs >= 1 and stages >= 1.")
         self.levels = len(channels) - 1
+        self.stages = int(stages)
         self.head = _block(1, channels[0], convs)
         self.down = nn.ModuleList(
             _block(4 * channels[i], channels[i + 1], convs) for i in range(self.levels))
@@ -127,16 +134,45 @@ class MWCNN(nn.Module):
         last = self.tail[-1] if isinstance(self.tail, nn.Sequential) else self.tail
         nn.init.zeros_(last.weight)
         nn.init.zeros_(last.bias)
+        if self.stages > 1:
+            self.consistency = nn.Parameter(torch.ones(self.stages - 1))
         self.config = dict(config or {})
-        self.config.update(channels=channels, convs=int(convs))
+        self.config.update(channels=channels, convs=int(convs), stages=self.stages)
+
+    def cascade(self, stages):
+        """A copy with ``stages`` passes of this network's weights (new consistency weights 1),
+        on the same device, with the same dtype and mode."""
+        config = {k: v for k, v in copy.deepcopy(self.config).items() if k not in _ARCH_KEYS}
+        new = MWCNN(self.config["channels"], self.config["convs"], stages, config=config)
+        state = {k: v for k, v in self.state_dict().items() if k != "consistency"}
+        result = new.load_state_dict(state, strict=False)
+        if result.unexpected_keys or set(result.missing_keys) - {"consistency"}:
+            raise ValueError(f"cascade: mismatched weights {result}.")  # a subclass's layers
+        like = next(self.parameters())
+        return new.to(like.device, like.dtype).train(self.training)
 
     @property
     def multiple(self):
         """Image sides must be multiples of this (``2 ** levels``)."""
         return 1 << self.levels
 
-    def forward(self, z):
-        """Refine normalised images ``z`` of shape ``(B, 1, H, W)``: ``z + correction``."""
+    def forward(self, z, project=None):
+        """Refine normalised images ``z`` of shape ``(B, 1, H, W)``.
+
+        ``project`` maps such images to their projection onto the measured subspace (in the
+        same normalised units); it is needed when the network has more than one stage.
+        """
+        x = self._pass(z)
+        if self.stages > 1:
+            if project is None:
+                raise ValueError(f"this MWCNN has {self.stages} stages: forward needs project "
+                                 "(the projection onto the measured subspace).")
+            for w in self.consistency:
+                x = self._pass(x - w * (project(x) - z))
+        return x
+
+    def _pass(self, z):
+        """One pass: ``z + correction``."""
         feats = [self.head(z)]
         for down in self.down:
             feats.append(down(dwt(feats[-1])))
@@ -159,16 +195,33 @@ def normalise(images):
     return (x - mean) / std, mean, std
 
 
-def refine(model, images):
+def normalised_projection(project, mean, std, dtype=torch.float32):
+    """``project`` (on images ``(B, H, W)`` in their own units and ``dtype``) in the units of
+    :func:`normalise`, on ``(B, 1, H, W)`` float32 images: ``(P(z std + mean) - mean) / std``.
+    """
+    def apply(z):
+        raw = (z.squeeze(1) * std + mean).to(dtype)
+        return ((project(raw).to(torch.float32) - mean) / std).unsqueeze(1)
+    return apply
+
+
+def refine(model, images, project=None):
     """Apply ``model`` to pseudo-inverse images ``(B, H, W)`` (a tensor on the model's device).
 
     Each image is normalised by :func:`normalise`, refined, and mapped back. Returns a float32
-    tensor of the same shape. Runs in chunks of ``_CHUNK`` images.
+    tensor of the same shape. Runs in chunks of ``_CHUNK`` images. ``project`` (the frame's
+    projection onto the measured subspace, on images like ``images``) is needed by networks of
+    more than one stage.
     """
     z, mean, std = normalise(images)
-    b = z.shape[0]
     z = z.unsqueeze(1)
-    out = torch.cat([model(part) for part in z.split(_CHUNK)]) if b > _CHUNK else model(z)
+    out = []
+    for i in range(0, max(z.shape[0], 1), _CHUNK):
+        part = slice(i, i + _CHUNK)
+        proj = None if project is None else \
+            normalised_projection(project, mean[part], std[part], images.dtype)
+        out.append(model(z[part], proj))
+    out = out[0] if len(out) == 1 else torch.cat(out)
     return out.squeeze(1) * std + mean
 
 
@@ -182,7 +235,7 @@ def _check_model(model, name="model"):
 def save_mwcnn(path, model):
     """Save a model as safetensors, its configuration as JSON in the file's metadata (no pickle).
 
-    The metadata is one entry, ``"torchscope.ghost.mwcnn"``, holding ``{"format_version": 1,
+    The metadata is one entry, ``"torchscope.ghost.mwcnn"``, holding ``{"format_version": 1 (2 for networks of several stages),
     "config": model.config}`` as JSON with sorted keys, so the same model gives the same bytes
     (safetensors writes several metadata entries in an unspecified order).
 
@@ -203,7 +256,9 @@ def save_mwcnn(path, model):
     _check_model(model)
     tensors = {k: v.detach().to("cpu", torch.float32).contiguous()
                for k, v in model.state_dict().items()}
-    meta = {FORMAT: json.dumps({"format_version": FORMAT_VERSION, "config": model.config},
+    # version 1 files (one pass) stay readable by older torchscope; cascades need version 2
+    version = 1 if model.stages == 1 else FORMAT_VERSION
+    meta = {FORMAT: json.dumps({"format_version": version, "config": model.config},
                                sort_keys=True)}
     path = pathlib.Path(path)
     save_file(tensors, str(path), metadata=meta)

@@ -388,4 +388,5 @@ def _refine_mwcnn(b, plan, depth, options):
         net = _mwcnn.shipped_model(plan, b.device)
     else:
         net = _mwcnn.user_model(model, plan.shape[0], b.device)
-    return _mwcnn.refine(net, _frame(b, plan, depth, options).pinv())
+    frame = _frame(b, plan, depth, options)
+    return _mwcnn.refine(net, frame.pinv(), frame.project)

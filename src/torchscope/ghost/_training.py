@@ -395,7 +395,9 @@ def _groups(sets, options, prob, gen, count, workers):
 
 
 def _pairs(plan, measured, device):
-    """Network input and target (count, 1, n, n) on ``device`` from one group's buckets."""
+    """Network input and target (count, 1, n, n) on ``device`` from one group's buckets, and
+    the ``(project, mean, std)`` that :func:`~torchscope.ghost._mwcnn.normalised_projection`
+    needs for networks of several stages."""
     import torch
 
     from torchscope.backend import to_tensor
@@ -403,15 +405,14 @@ def _pairs(plan, measured, device):
     from torchscope.ghost._plan import make_frame
 
     b, target, depth = measured
-    x = make_frame(plan, to_tensor(b, device=device, dtype=torch.float32), depth, None,
-                   1e-6).pinv()
-    z, mean, std = normalise(x)
+    frame = make_frame(plan, to_tensor(b, device=device, dtype=torch.float32), depth, None, 1e-6)
+    z, mean, std = normalise(frame.pinv())
     target = to_tensor(target, device=device, dtype=torch.float32)
-    return z.unsqueeze(1), ((target - mean) / std).unsqueeze(1)
+    return z.unsqueeze(1), ((target - mean) / std).unsqueeze(1), (frame.project, mean, std)
 
 
 def train_mwcnn(patterns, *, steps=2000, batch_size=16, seed=None, device=None, lr=1e-3,
-                model=None, channels=(16, 32, 64, 128), convs=2, weights=None,
+                model=None, channels=(16, 32, 64, 128), convs=2, stages=None, weights=None,
                 modulation_depth=(0.65, 0.95), mask_error=(0.0, 0.06), blur=(0.0, 0.6),
                 photons=(1e2, 1e5), perfect_fraction=0.2, noiseless_fraction=0.05, group=4,
                 mix=None, workers=0):
@@ -443,6 +444,10 @@ def train_mwcnn(patterns, *, steps=2000, batch_size=16, seed=None, device=None, 
         copied, not changed. ``channels`` and ``convs`` are then ignored.
     channels, convs : optional
         Architecture of a new model, see :class:`~torchscope.ghost._mwcnn.MWCNN`.
+    stages : int, optional
+        Passes of the network with data consistency between them (default: 1 for a new model,
+        the model's own for ``model``). Given with ``model``, training starts from a cascade of
+        the model's weights (:meth:`~torchscope.ghost._mwcnn.MWCNN.cascade`).
     weights : sequence of float, optional
         Relative share of steps per pattern set (default: equal).
     modulation_depth : (float, float), optional
@@ -484,7 +489,7 @@ def train_mwcnn(patterns, *, steps=2000, batch_size=16, seed=None, device=None, 
     import torch
 
     from torchscope.backend import check_int, check_real, get_device
-    from torchscope.ghost._mwcnn import MWCNN, _check_model
+    from torchscope.ghost._mwcnn import MWCNN, _check_model, normalised_projection
     from torchscope.ghost._plan import get_plan
 
     steps = check_int("steps", steps, 1, type_error=ValueError)
@@ -511,14 +516,16 @@ def train_mwcnn(patterns, *, steps=2000, batch_size=16, seed=None, device=None, 
                          f"set ({len(sets)}).")
     dev = get_device(device)
     gen = np.random.default_rng(seed)
+    if stages is not None:
+        stages = check_int("stages", stages, 1, type_error=ValueError)
     if model is None:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(gen.integers(2 ** 63)) if seed is not None
                               else torch.seed())
-            net = MWCNN(channels, convs)
+            net = MWCNN(channels, convs, stages or 1)
     else:
         _check_model(model)
-        net = copy.deepcopy(model)
+        net = copy.deepcopy(model) if stages in (None, model.stages) else model.cascade(stages)
     for p in sets:
         if p.shape[1] % net.multiple:
             raise ValueError(f"patterns of {p.shape[1]} x {p.shape[2]} pixels: the network's "
@@ -549,13 +556,16 @@ def train_mwcnn(patterns, *, steps=2000, batch_size=16, seed=None, device=None, 
         for step in range(1, steps + 1):
             if (step - 1) % group == 0:
                 i, measured = next(groups)
-                xs, ys = _pairs(plans[i], measured, dev)
+                xs, ys, (project, mean, std) = _pairs(plans[i], measured, dev)
             k = (step - 1) % group * batch_size
-            x, y = xs[k:k + batch_size], ys[k:k + batch_size]
+            part = slice(k, k + batch_size)
+            x, y = xs[part], ys[part]
+            proj = normalised_projection(project, mean[part], std[part]) if net.stages > 1 \
+                else None
             for g in opt.param_groups:
                 g["lr"] = float(lr) * 0.5 * (1 + math.cos(math.pi * (step - 1) / steps))
             with torch.enable_grad():  # also when called under no_grad (e.g. a worker thread)
-                loss = (net(x) - y).abs().mean()
+                loss = (net(x, proj) - y).abs().mean()
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
             torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
