@@ -265,11 +265,12 @@ def test_training_on_the_dock_masks(viewer, gear, qtbot, wait_until_done):
     widget.ratio.value = 0.25
     widget.steps.value = 2
     widget.batch_size.value = 2
+    widget.passes.value = 2
     worker = widget.train()
     assert worker is not None
     qtbot.waitUntil(lambda: widget.train_worker is None, timeout=120_000)
     model = widget.model.value
-    assert model is not None
+    assert model is not None and model.stages == 2
     run(widget, wait_until_done, methods=["mwcnn"])
     b, p = console_measurement(gear.data)
     expected = ghost.reconstruct(b, p, method="mwcnn", modulation_depth=0.8, model=model)

@@ -185,7 +185,7 @@ def curve_job(obj, patterns_spec, methods, counts, simulation, device):
                           cnr=np.stack(columns, axis=1))
 
 
-def training_job(patterns, steps, batch_size, seed, device):
+def training_job(patterns, steps, batch_size, seed, device, stages=1):
     """Generator for a worker: :func:`torchscope.ghost.train_mwcnn`; yields ``(step, steps)``
     with the loss as ``.loss``; returns the model."""
     import torch
@@ -193,7 +193,7 @@ def training_job(patterns, steps, batch_size, seed, device):
     from torchscope import ghost
 
     gen = ghost.train_mwcnn(patterns, steps=steps, batch_size=batch_size, seed=seed,
-                            device=device)
+                            device=device, stages=stages)
     while True:
         try:
             with torch.enable_grad():  # pool threads may have been left with autograd off
@@ -354,8 +354,8 @@ class GhostWidget(Container):
     ``patterns``, ``order``, ``ratio``, ``modulation_depth``, ``photons``, ``mask_error``,
     ``blur``, ``seed``; the measured data's ``measurement`` and ``open_file``; ``methods``,
     ``estimate_depth``, ``lam``, ``iterations``, ``model``, ``device``, ``grid``, ``controls``;
-    ``marks``, ``cnr``; ``save_file``; training: ``steps``, ``batch_size``, ``train_controls``,
-    ``model_file``, ``save_model``.
+    ``marks``, ``cnr``; ``save_file``; training: ``steps``, ``batch_size``, ``passes``,
+    ``train_controls``, ``model_file``, ``save_model``.
     """
 
     def __init__(self, napari_viewer: napari.viewer.Viewer):
@@ -417,6 +417,10 @@ class GhostWidget(Container):
         self._steps = SpinBox(name="steps", label="training steps", value=500, min=1,
                               max=1_000_000, step=100)
         self._batch = SpinBox(name="batch_size", label="batch size", value=8, min=1, max=1024)
+        self._passes = SpinBox(name="passes", label="passes", value=1, min=1, max=4,
+                               tooltip="Passes through the network, with the measured part of "
+                               "the image put back between them (the shipped network makes "
+                               "2); each pass costs the time of one.")
         self._train_controls = RunControls(name="train_controls")
         self._train_controls.run_button.text = "Train"
         self._model_file = FileEdit(name="model_file", label="load model", mode="r",
@@ -425,7 +429,7 @@ class GhostWidget(Container):
                                     filter="Models (*.safetensors)")
         trainable = "train_mwcnn" in dir(ghost)
         training = [_heading("CH-MWCNN training on these masks"), self._steps, self._batch,
-                    self._train_controls, self._model_file, self._save_model]
+                    self._passes, self._train_controls, self._model_file, self._save_model]
         for widget in training:
             widget.visible = trainable
         buttons = Container(widgets=[self._marks_from_object, self._new_marks],
@@ -761,11 +765,13 @@ class GhostWidget(Container):
             show_error(str(error))
             return None
         steps, batch = int(self._steps.value), int(self._batch.value)
-        seed = int(self._form.seed.value)
+        seed, passes = int(self._form.seed.value), int(self._passes.value)
         device = device_name(self._device.value)
         text = f"trained here: {steps} steps on {len(patterns)} masks of {patterns.shape[1]}²"
+        if passes > 1:
+            text += f", {passes} passes"
         worker = self._train_controls.start(
-            training_job, patterns, steps, batch, seed, device,
+            training_job, patterns, steps, batch, seed, device, passes,
             returned=partial(self._on_trained, text),
             description="CH-MWCNN training",
         )
