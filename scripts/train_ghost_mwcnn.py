@@ -227,7 +227,7 @@ def write_card(path, model, sha, metrics, command, trained):
         ("- Zigzag order and 32 x 32 / 64 x 64 masks only (`reconstruct` refuses others); train "
          "your own with `train_mwcnn` for other sets."),
         ("- It smooths fine texture that the measurement does not resolve (see the moon crop); "
-         "on binary objects TV reaches a higher CNR from 25 % sampling up (table above)."),
+         "on binary objects TV reaches a higher CNR at the higher sampling ratios (table above)."),
         "",
         f"Written {datetime.date.today().isoformat()} by `scripts/train_ghost_mwcnn.py`.",
         "",
