@@ -144,10 +144,8 @@ class MWCNN(nn.Module):
         on the same device, with the same dtype and mode."""
         config = {k: v for k, v in copy.deepcopy(self.config).items() if k not in _ARCH_KEYS}
         new = MWCNN(self.config["channels"], self.config["convs"], stages, config=config)
-        state = {k: v for k, v in self.state_dict().items() if k != "consistency"}
-        result = new.load_state_dict(state, strict=False)
-        if result.unexpected_keys or set(result.missing_keys) - {"consistency"}:
-            raise ValueError(f"cascade: mismatched weights {result}.")  # a subclass's layers
+        mine = {k: v for k, v in self.state_dict().items() if k != "consistency"}
+        new.load_state_dict({**new.state_dict(), **mine})  # strict: any other mismatch raises
         like = next(self.parameters())
         return new.to(like.device, like.dtype).train(self.training)
 
@@ -235,9 +233,10 @@ def _check_model(model, name="model"):
 def save_mwcnn(path, model):
     """Save a model as safetensors, its configuration as JSON in the file's metadata (no pickle).
 
-    The metadata is one entry, ``"torchscope.ghost.mwcnn"``, holding ``{"format_version": 1 (2 for networks of several stages),
+    The metadata is one entry, ``"torchscope.ghost.mwcnn"``, holding ``{"format_version": v,
     "config": model.config}`` as JSON with sorted keys, so the same model gives the same bytes
-    (safetensors writes several metadata entries in an unspecified order).
+    (safetensors writes several metadata entries in an unspecified order); ``v`` is 1 for one
+    pass and 2 for networks of several stages.
 
     Parameters
     ----------
