@@ -32,3 +32,27 @@ def test_two_step_rebuild_writes_both_commands_in_the_card(tmp_path, repo_script
     assert len(trained) == 2 and trained[1].startswith("- Then: Trained on")
     assert hashlib.sha256(weights.read_bytes()).hexdigest() in card
     assert "data consistency" in card and "runs 2 times" in card
+
+
+
+@pytest.mark.parametrize("stages", [None, 2])  # fine-tuning the network itself, or a cascade
+def test_timing_run_leaves_the_starting_network_untouched(tmp_path, repo_script, stages):
+    """``--minutes`` with ``--init`` first times a throw-away run from the loaded network; the
+    real run must then start from the same weights, or the card's command would not rebuild
+    the result."""
+    import argparse
+
+    from torchscope.ghost import load_mwcnn
+
+    script = repo_script("train_ghost_mwcnn")
+    common = ["--batch-size", "2", "--threads", "1", "--channels", "4,8,8,8", "--no-evaluate"]
+    assert script.main(["--steps", "1", "--seed", "0", "--out", str(tmp_path), *common]) == 0
+    start = load_mwcnn(tmp_path / f"{script.NAME}.safetensors", device="cpu")
+    before = {k: v.clone() for k, v in start.state_dict().items()}
+    args = argparse.Namespace(batch_size=2, seed=1, device="cpu", lr=1e-3, workers=0,
+                              stages=stages)
+    steps = script._steps_in(args, (4, 8, 8, 8), 0.05, start, warm=1, timed=2)
+    assert steps > 0  # 3 s at the timed rate
+    after = start.state_dict()
+    assert after.keys() == before.keys()
+    assert all(torch.equal(before[k], after[k]) for k in before)
