@@ -6,17 +6,19 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+#: a tiny network, trained for a step or two
+TINY = ["--batch-size", "2", "--threads", "1", "--channels", "4,8,8,8", "--no-evaluate"]
+
 
 def test_two_step_rebuild_writes_both_commands_in_the_card(tmp_path, repo_script):
     from torchscope.ghost import load_mwcnn
 
     script = repo_script("train_ghost_mwcnn")
     first, second = tmp_path / "first", tmp_path / "second"
-    common = ["--batch-size", "2", "--threads", "1", "--channels", "4,8,8,8", "--no-evaluate"]
-    assert script.main(["--steps", "2", "--seed", "0", "--out", str(first), *common]) == 0
+    assert script.main(["--steps", "2", "--seed", "0", "--out", str(first), *TINY]) == 0
     init = first / f"{script.NAME}.safetensors"
     assert script.main(["--steps", "1", "--seed", "1", "--stages", "2", "--init", str(init),
-                        "--out", str(second), *common]) == 0
+                        "--out", str(second), *TINY]) == 0
     weights = second / f"{script.NAME}.safetensors"
     model = load_mwcnn(weights, device="cpu")
     assert model.stages == 2 and model.config["channels"] == [4, 8, 8, 8]
@@ -34,7 +36,6 @@ def test_two_step_rebuild_writes_both_commands_in_the_card(tmp_path, repo_script
     assert "data consistency" in card and "runs 2 times" in card
 
 
-
 @pytest.mark.parametrize("stages", [None, 2])  # fine-tuning the network itself, or a cascade
 def test_timing_run_leaves_the_starting_network_untouched(tmp_path, repo_script, stages):
     """``--minutes`` with ``--init`` first times a throw-away run from the loaded network; the
@@ -45,8 +46,7 @@ def test_timing_run_leaves_the_starting_network_untouched(tmp_path, repo_script,
     from torchscope.ghost import load_mwcnn
 
     script = repo_script("train_ghost_mwcnn")
-    common = ["--batch-size", "2", "--threads", "1", "--channels", "4,8,8,8", "--no-evaluate"]
-    assert script.main(["--steps", "1", "--seed", "0", "--out", str(tmp_path), *common]) == 0
+    assert script.main(["--steps", "1", "--seed", "0", "--out", str(tmp_path), *TINY]) == 0
     start = load_mwcnn(tmp_path / f"{script.NAME}.safetensors", device="cpu")
     before = {k: v.clone() for k, v in start.state_dict().items()}
     args = argparse.Namespace(batch_size=2, seed=1, device="cpu", lr=1e-3, workers=0,
