@@ -119,16 +119,22 @@ def test_recovers_the_truth(problem, engine, device):
     assert np.linalg.norm(q - c * p) / np.linalg.norm(q) < 0.1
 
 
-def test_recovers_mode_occupancies():
-    # a textured object: a smooth one probes the beam's mutual coherence over too short
-    # separations to tell the modes apart (many mode sets then fit the data equally well)
+def _textured_three_mode_problem(grid=5, step=4.0, photons=None):
+    """A textured object (a smooth one probes the beam's mutual coherence over too short
+    separations to tell the modes apart: many mode sets then fit the data equally well), a
+    3-mode probe (occupancies 0.6, 0.25, 0.15) and a raster scan."""
     cam = data.camera()[::4, ::4][16:112, 16:112] / 255.0
     ast = data.astronaut()[::4, ::4, 1][16:112, 16:112] / 255.0
     obj = (0.6 + 0.4 * cam) * np.exp(2j * (ast - 0.5))
     modes = ptycho.make_probe(24, diameter_px=14, edge_px=3, quadratic_phase_rad=1.5, modes=3,
                               occupancies=(0.6, 0.25, 0.15))
-    pos = ptycho.raster_positions(5, 4.0, jitter_px=1, integer=True, rng=2)
-    measured = ptycho.simulate(obj, modes, pos)
+    pos = ptycho.raster_positions(grid, step, jitter_px=1, integer=True, rng=2)
+    measured = ptycho.simulate(obj, modes, pos, photons=photons, rng=0)
+    return obj, measured, ptycho.lit_region(modes, pos, obj.shape)
+
+
+def test_recovers_mode_occupancies():
+    _, measured, _ = _textured_three_mode_problem()
     result = ptycho.reconstruct(measured, iterations=150, modes=3, seed=0)
     np.testing.assert_allclose(result.occupancies, [0.6, 0.25, 0.15], atol=0.05)
     flat = result.probe_modes.reshape(3, -1).astype(np.complex128)
@@ -178,6 +184,59 @@ def test_automatic_schedule_settles(problem):
     change = {i: np.linalg.norm(snaps[i] - snaps[i - 20]) for i in (40, 100, 120)}
     assert change[120] < 0.5 * change[100]  # geometrically smaller steps
     assert change[120] < 1e-2 * change[40]
+
+
+def test_lbfgs_gradient_is_the_misfits_derivative(problem):
+    # the finish's gradient against central differences of its own misfit, along random
+    # directions of object and probe together; sub-pixel positions (the Fourier-shifted
+    # windows and their adjoint), two modes and a detector mask included
+    from torchscope.ptycho._lbfgs import LBFGSFinish
+
+    torch = pytest.importorskip("torch")
+    obj, probe, pos, _, _ = problem
+    shifted = pos + np.random.default_rng(4).uniform(-0.5, 0.5, pos.shape)
+    two = ptycho.make_probe(24, diameter_px=14, edge_px=3, modes=2, occupancies=(0.7, 0.3))
+    measured = ptycho.simulate(obj, two, shifted)
+    mask = np.ones(measured.patterns.shape[1:], bool)
+    mask[10:13, 3:8] = False
+    measured = ptycho.PtychoData(measured.patterns, shifted, measured.geometry, mask=mask)
+    engine, _ = _engines._prepare(measured, engine="rpie", **_engines._with_defaults(
+        {"modes": 2, "finish": "lbfgs", "seed": 0, "device": "cpu"}))
+    for _ in range(3):  # away from the flat start
+        engine.step()
+    finish = LBFGSFinish(engine)
+    start = (engine.obj.clone(), engine.probe.clone())
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(3):
+        d = [torch.randn(t.shape, generator=gen, dtype=t.dtype) for t in finish.grad]
+        h = 1e-3 * np.sqrt(sum(float(t.abs().square().sum()) for t in (start[0] * finish.w_obj,))
+                           / float(d[0].abs().square().sum()))
+        values = []
+        for t in (h, -h):
+            finish._move(start, d, t)
+            values.append(finish._evaluate()[0])
+        numeric = (values[0] - values[1]) / (2 * h)
+        analytic = 2 * sum(float(torch.vdot(g.reshape(-1), dd.reshape(-1)).real)
+                           for g, dd in zip(finish.grad, d))
+        assert numeric == pytest.approx(analytic, rel=0.02)
+
+
+def test_lbfgs_finish_goes_further_than_halved_rates():
+    # three probe modes: with the halved rates the estimates settle short of the truth; the
+    # L-BFGS finish takes over at the first stall with few batches, lowers the misfit at every
+    # iteration (its line search accepts no step that raises it) and gets closer to the truth
+    obj, measured, roi = _textured_three_mode_problem(grid=6, step=5.0, photons=1e6)
+    common = {"iterations": 150, "modes": 3, "seed": 0}
+    halved = ptycho.reconstruct(measured, **common)
+    lbfgs = ptycho.reconstruct(measured, finish="lbfgs", **common)
+    assert halved.state["lbfgs"] is None and lbfgs.options["finish"] == "lbfgs"
+    first = next(s.iteration for s in ptycho.iterate(measured, finish="lbfgs", **common)
+                 if s.state["lbfgs"] is not None)
+    assert 10 < first < 100
+    assert np.all(np.diff(lbfgs.errors[first - 1:]) <= 0)
+    assert ptycho.object_error(lbfgs.obj, obj, roi) < 0.7 * ptycho.object_error(halved.obj, obj, roi)
+    assert lbfgs.errors[-1] < halved.errors[-1]
+    np.testing.assert_allclose(lbfgs.occupancies, [0.6, 0.25, 0.15], atol=0.05)
 
 
 def test_refinement_grows_the_batches_but_keeps_several(monkeypatch):
@@ -239,6 +298,7 @@ def test_snapshots_results_and_continuation(problem):
     # the stop (4 -> 9 -> 25 positions by iteration 40), then the rates are halved
     {"modes": 2},
     {"position_refinement": "adam", "refine_start": 3},  # Adam's moments, shifted positions
+    {"modes": 2, "finish": "lbfgs"},  # L-BFGS's remembered steps and gradient
 ])
 def test_continuation_computes_what_the_uninterrupted_run_does(problem, options):
     obj, probe, pos, data, _ = problem
@@ -248,11 +308,14 @@ def test_continuation_computes_what_the_uninterrupted_run_does(problem, options)
     else:
         data = ptycho.simulate(obj, probe, pos, photons=1e3, rng=0)
     common = {"seed": 4, "device": "cpu", **options}
+    stop = 32 if "finish" in options else 25  # (the finish starts at iteration 24 here)
     whole = ptycho.reconstruct(data, iterations=60, **common)
-    first = ptycho.reconstruct(data, iterations=25, **common)
-    rest = ptycho.reconstruct(data, iterations=35, start=first, **common)
+    first = ptycho.reconstruct(data, iterations=stop, **common)
+    rest = ptycho.reconstruct(data, iterations=60 - stop, start=first, **common)
     assert rest.iteration == 60
-    if "modes" in options:
+    if "finish" in options:  # the finish had begun before the stop
+        assert first.state["lbfgs"] is not None and len(first.state["lbfgs"]["pairs"]) > 1
+    elif "modes" in options:
         assert first.state["batch_size"] < rest.state["batch_size"] == 25
         assert rest.state["step_scale"] < 1
     np.testing.assert_array_equal(rest.obj, whole.obj)
@@ -260,13 +323,13 @@ def test_continuation_computes_what_the_uninterrupted_run_does(problem, options)
     np.testing.assert_array_equal(rest.positions_px, whole.positions_px)
     np.testing.assert_array_equal(np.concatenate([first.errors, rest.errors]), whole.errors)
     # the snapshot's state is not consumed: a second continuation from it is the same run
-    again = ptycho.reconstruct(data, iterations=35, start=first, **common)
+    again = ptycho.reconstruct(data, iterations=60 - stop, start=first, **common)
     np.testing.assert_array_equal(again.obj, whole.obj)
     np.testing.assert_array_equal(again.positions_px, whole.positions_px)
     # without the state (a snapshot made elsewhere, e.g. read from a file) it starts afresh:
     # the small first batches and a new momentum, so the run differs
     bare = dataclasses.replace(first, state=None)
-    fresh = ptycho.reconstruct(data, iterations=35, start=bare, **common)
+    fresh = ptycho.reconstruct(data, iterations=60 - stop, start=bare, **common)
     assert fresh.iteration == 60
     assert not np.array_equal(fresh.obj, whole.obj)
 
@@ -328,6 +391,12 @@ def test_clear_errors(problem):
         ptycho.reconstruct(data.patterns)
     with pytest.raises(TypeError, match="every"):
         ptycho.reconstruct(data, every=2)
+    with pytest.raises(ValueError, match="finish"):
+        ptycho.reconstruct(data, finish="bfgs")
+    with pytest.raises(ValueError, match=r"batch_size=None and position_refinement=None"):
+        ptycho.reconstruct(data, finish="lbfgs", batch_size=5)
+    with pytest.raises(ValueError, match=r"position_refinement='adam'"):
+        ptycho.reconstruct(data, finish="lbfgs", position_refinement="adam")
     with pytest.raises(ValueError, match="refine_step"):
         ptycho.reconstruct(data, position_refinement="adam", refine_step=-1.0)
     for bad in (1.0, -0.1, True, "0.5"):

@@ -26,7 +26,9 @@ all exit waves are formed from the same object and probe; then
 ``batch_size=None`` schedules the batches: 20 at first (at least 4 positions each), half as
 many whenever the data error stalls (less than 1 % better over 10 iterations), and once all
 positions form one batch, update rates halved whenever it stalls again: fast early
-convergence, then noise averaged out instead of fitted. With position refinement it starts
+convergence, then noise averaged out instead of fitted. ``finish="lbfgs"`` ends the schedule
+differently: at the first stall with at most 10 batches, object and probe modes are refined
+together by L-BFGS on the same amplitude misfit (``_lbfgs``). With position refinement it starts
 with 10 batches and keeps at least 5 (and the update rates). With the automatic schedule,
 while there is more than one batch, the object also takes a heavy-ball momentum step after
 each iteration (``momentum``; the momentum of Maiden, Johnson & Li's mPIE, 2017).
@@ -56,6 +58,7 @@ from torchscope.ptycho._frames import check_object, check_probe, check_shape, wi
 
 ENGINES = ("epie", "rpie")
 REFINEMENTS = (None, "adam", "fixed_gain")
+FINISHES = (None, "lbfgs")
 
 #: Default parameters per engine (any of them can be given explicitly).
 DEFAULTS = {
@@ -99,6 +102,10 @@ AUTO_STALL = 0.01
 #: with more than one batch, the object moves on by AUTO_MOMENTUM times its velocity (the
 #: decaying sum of its last changes).
 AUTO_MOMENTUM = 0.5
+#: ``finish="lbfgs"``: the automatic schedule hands over to L-BFGS (see ``_lbfgs``) at the first
+#: stall with at most this many batches left (on the benchmark's 100 positions, where 10
+#: batches would become 5).
+AUTO_LBFGS_BATCHES = 10
 #: Experimental, CUDA only, runs without position refinement: replay each batch's kernels as a
 #: CUDA graph (run eagerly on the batch's first visit, captured on its second, replayed from
 #: then on; dropped whenever the batches or the update rates change). On a GPU the small
@@ -224,7 +231,7 @@ class _Engine:
 
     def __init__(self, data, *, opts, modes, probe, obj, obj_shape, positions, refinement,
                  refine_step, refine_start, batch_size, momentum, orthogonalize_every, seed,
-                 device):
+                 device, finish=None):
         import torch
 
         self.torch = torch
@@ -293,6 +300,8 @@ class _Engine:
         self.momentum = momentum
         self.velocity = None  # the object's (momentum > 0)
         self.obj_before = None
+        self.finish = finish
+        self.lbfgs = None  # the L-BFGS finish, once it has started
         use_graphs = CUDA_GRAPHS and dev.type == "cuda" and refinement is None
         self.graphs = {} if use_graphs else None  # batch -> (CUDA graph, its error tensor)
         self.graph_stream = None
@@ -330,12 +339,20 @@ class _Engine:
         mini-batch analogue of a smaller step). With a single batch left the iteration is
         deterministic; at low dose it would go on fitting the noise, so from then on the same
         test halves the update rates (and the momentum stops): the steps that remain add up
-        to a bounded change, and the estimates settle instead of drifting into the noise."""
+        to a bounded change, and the estimates settle instead of drifting into the noise.
+        With ``finish="lbfgs"``, the first stall with at most AUTO_LBFGS_BATCHES batches hands
+        over to L-BFGS instead (``_lbfgs``), for the rest of the run."""
         history = self.history
         if len(history) > self.phase_start + AUTO_WINDOW and \
                 history[-1] > (1.0 - AUTO_STALL) * history[-1 - AUTO_WINDOW]:
-            count = max(1, math.ceil(self.n_pos / self.batch_size) // 2)
-            if self.batch_size >= self.n_pos:
+            current = math.ceil(self.n_pos / self.batch_size)
+            count = max(1, current // 2)
+            if self.finish == "lbfgs" and current <= AUTO_LBFGS_BATCHES:
+                from torchscope.ptycho._lbfgs import LBFGSFinish
+
+                self.lbfgs = LBFGSFinish(self)
+                self._drop_graphs()
+            elif self.batch_size >= self.n_pos:
                 self.step_scale *= 0.5
                 self._drop_graphs()  # the rates are constants in the graphs
             elif count >= self.min_batches:
@@ -573,8 +590,13 @@ class _Engine:
     def step(self):
         torch = self.torch
         self.err_parts = []
-        if self.auto_batches:
+        if self.auto_batches and self.lbfgs is None:
             self._grow_batches()
+        if self.lbfgs is not None:
+            error = self.lbfgs.step()
+            self.iteration += 1
+            self.history.append(float(error))
+            return error
         refine = self.refinement is not None and self.iteration >= self.refine_start
         order = torch.randperm(len(self.batches), generator=self.gen).tolist()
         # momentum accompanies the mini-batches; with all positions in one batch the
@@ -692,6 +714,7 @@ class _Engine:
             "phase_start": self.phase_start, "step_scale": self.step_scale,
             "velocity": host(self.velocity),
             "refinement": self.refinement, "refine_start": self.refine_start,
+            "lbfgs": None if self.lbfgs is None else self.lbfgs.state(),
         }
         if self.refinement == "adam":
             state["adam"] = (host(self.adam_m), host(self.adam_v), self.adam_t)
@@ -718,6 +741,13 @@ class _Engine:
             self.history = list(state["history"])
             self.phase_start = state["phase_start"]
             self.step_scale = state["step_scale"]
+            lbfgs = state.get("lbfgs")
+            if lbfgs is not None and self.finish == "lbfgs" and \
+                    lbfgs["grad"][0].shape == tuple(self.obj.shape) and \
+                    lbfgs["grad"][1].shape == tuple(self.probe.shape):
+                from torchscope.ptycho._lbfgs import LBFGSFinish
+
+                self.lbfgs = LBFGSFinish(self, lbfgs)
         velocity = state["velocity"]
         if self.momentum and velocity is not None and velocity.shape == tuple(self.obj.shape):
             self.velocity = own(velocity, self.cplx)
@@ -756,18 +786,25 @@ class _Engine:
 
 def _prepare(data, *, engine, modes, alpha_obj, alpha_probe, beta, gamma, probe, obj, obj_shape,
              position_refinement, refine_step, refine_start, batch_size, momentum,
-             orthogonalize_every, start, seed, device):
+             orthogonalize_every, start, seed, device, finish=None):
     if not isinstance(data, PtychoData):
         raise TypeError(f"data must be a PtychoData, got {type(data).__name__}")
     data = dataclasses.replace(data)  # checked again: its fields may have been edited since
     opts = _resolve_options(engine, alpha_obj, alpha_probe, beta, gamma)
     check_choice("position_refinement", position_refinement, REFINEMENTS)
+    check_choice("finish", finish, FINISHES)
     if refine_step is None and position_refinement is not None:
         refine_step = REFINE_STEP[position_refinement]
     refine_step = check_real("refine_step", refine_step, 0, low_open=True, allow_none=True,
                              type_error=ValueError)
     refine_start = check_int("refine_start", refine_start, 0, type_error=ValueError)
     batch_size = check_int("batch_size", batch_size, 1, allow_none=True, type_error=ValueError)
+    if finish is not None and (batch_size is not None or position_refinement is not None):
+        raise ValueError(
+            f"finish={finish!r} ends the automatic batch schedule with fixed positions: it needs "
+            f"batch_size=None and position_refinement=None (got batch_size={batch_size!r}, "
+            f"position_refinement={position_refinement!r})"
+        )
     momentum = check_real("momentum", momentum, 0, 1, high_open=True, allow_none=True,
                           type_error=ValueError)
     orthogonalize_every = check_int("orthogonalize_every", orthogonalize_every, 1,
@@ -800,7 +837,7 @@ def _prepare(data, *, engine, modes, alpha_obj, alpha_probe, beta, gamma, probe,
         data, opts=opts, modes=modes, probe=probe, obj=obj, obj_shape=obj_shape,
         positions=positions, refinement=position_refinement, refine_step=refine_step,
         refine_start=refine_start, batch_size=batch_size, momentum=momentum,
-        orthogonalize_every=orthogonalize_every, seed=seed, device=device,
+        orthogonalize_every=orthogonalize_every, seed=seed, device=device, finish=finish,
     )
     engine_obj.iteration = iteration0
     engine_obj.refine_start = iteration0 + refine_start
@@ -809,7 +846,7 @@ def _prepare(data, *, engine, modes, alpha_obj, alpha_probe, beta, gamma, probe,
     options = dict(engine=engine, modes=modes, **opts, position_refinement=position_refinement,
                    refine_step=refine_step, refine_start=refine_start, batch_size=batch_size,
                    momentum=engine_obj.momentum, orthogonalize_every=orthogonalize_every,
-                   seed=seed, device=device_name(engine_obj.dev), obj_shape=engine_obj.obj_shape)
+                   finish=finish, seed=seed, device=device_name(engine_obj.dev), obj_shape=engine_obj.obj_shape)
     return engine_obj, options
 
 
@@ -831,7 +868,7 @@ def _run(engine_obj, iterations, every, history):
 def iterate(data, *, engine="rpie", modes=None, alpha_obj=None, alpha_probe=None, beta=None,
             gamma=None, position_refinement=None, refine_step=None, refine_start=10, probe=None,
             obj=None, obj_shape=None, start=None, iterations=None, batch_size=None,
-            momentum=None, orthogonalize_every=5, every=1, seed=None, device=None):
+            momentum=None, orthogonalize_every=5, finish=None, every=1, seed=None, device=None):
     """Reconstruct object and probe step by step: a generator of :class:`Snapshot`.
 
     The generator can be abandoned between snapshots (that is how the napari widget stops it);
@@ -890,6 +927,15 @@ def iterate(data, *, engine="rpie", modes=None, alpha_obj=None, alpha_probe=None
         with the automatic schedule (``batch_size=None``), 0 with a given ``batch_size``.
     orthogonalize_every : int
         Orthogonalise the probe modes every this many iterations (and in every snapshot).
+    finish : {None, "lbfgs"}
+        How the automatic schedule ends. ``None``: with all positions in one batch, update
+        rates halved whenever the error stalls. ``"lbfgs"``: at the first stall with at most
+        10 batches left, object and probe modes are refined together by L-BFGS on the
+        amplitude misfit, preconditioned by rPIE's denominators (``alpha_obj`` and
+        ``alpha_probe`` no longer scale the steps; ``alpha_probe=0`` keeps the probe fixed).
+        It converges much further on well-exposed data, several probe modes above all; at low
+        dose (a few photons per pixel) it goes on to fit the noise, so the error may rise
+        again. Needs ``batch_size=None`` and no position refinement.
     every : int
         Iterations between snapshots.
     seed : int, optional
@@ -919,6 +965,7 @@ def iterate(data, *, engine="rpie", modes=None, alpha_obj=None, alpha_probe=None
         position_refinement=position_refinement, refine_step=refine_step,
         refine_start=refine_start, batch_size=batch_size, momentum=momentum,
         orthogonalize_every=orthogonalize_every, start=start, seed=seed, device=device,
+        finish=finish,
     )
     yield from _run(engine_obj, iterations, every, [])
 
@@ -950,7 +997,8 @@ def _with_defaults(options):
     known = {"modes": None, "alpha_obj": None, "alpha_probe": None, "beta": None, "gamma": None,
              "position_refinement": None, "refine_step": None, "refine_start": 10, "probe": None,
              "obj": None, "obj_shape": None, "start": None, "batch_size": None,
-             "momentum": None, "orthogonalize_every": 5, "seed": None, "device": None}
+             "momentum": None, "orthogonalize_every": 5, "finish": None, "seed": None,
+             "device": None}
     unknown = sorted(set(options) - set(known))
     if unknown:
         raise TypeError(f"reconstruct() got unexpected keyword argument(s) {unknown}")
