@@ -166,21 +166,24 @@ def wrong_positions(pos, seed=7):
 def quality_over_seeds(seeds, iterations, device):
     """The quality figures on ``seeds`` variants of the problem (raster jitter, Poisson noise and
     the refinement's position errors drawn from each seed; the objects and the probe are the
-    same): NRMSE of ePIE, rPIE and 3 modes, the occupancies' largest error, Adam's final RMS
-    position error and its worst position, and the low-dose run's largest rise."""
+    same): NRMSE of ePIE, rPIE and 3 modes, each rPIE case also with the L-BFGS finish, the
+    occupancies' largest error (of either 3-mode run), Adam's final RMS position error and its
+    worst position, and the low-dose run's largest rise (without and with the finish)."""
     from torchscope import ptycho
 
-    print("| seed | ePIE | rPIE | 3 modes | occupancies, largest error | Adam: RMS (worst) px "
-          "| 1e4 photons: largest rise |")
-    print("|---:|---:|---:|---:|---:|---:|---:|")
+    print("| seed | ePIE | rPIE | rPIE + L-BFGS | 3 modes | 3 modes + L-BFGS | occupancies, "
+          "largest error | Adam: RMS (worst) px | 1e4 photons: largest rise | same, + L-BFGS |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     table = []
     for seed in range(seeds):
         obj, _, pos, measured, roi = problem(seed=seed)
-        nrmse = [ptycho.object_error(run_ours(measured, iterations, device, engine=e)[0].obj,
-                                     obj, roi) for e in ("epie", "rpie")]
+        nrmse = [ptycho.object_error(run_ours(measured, iterations, device, **o)[0].obj, obj, roi)
+                 for o in ({"engine": "epie"}, {"engine": "rpie"},
+                           {"engine": "rpie", "finish": "lbfgs"})]
         obj3, _, _, measured3, roi3 = problem(modes=3, occupancies=(0.6, 0.25, 0.15), seed=seed)
-        r3 = run_ours(measured3, iterations, device, engine="rpie", modes=3)[0]
-        occ = float(np.max(np.abs(r3.occupancies - [0.6, 0.25, 0.15])))
+        three = [run_ours(measured3, iterations, device, engine="rpie", modes=3, finish=f)[0]
+                 for f in (None, "lbfgs")]
+        occ = max(float(np.max(np.abs(r.occupancies - [0.6, 0.25, 0.15]))) for r in three)
         wrong = ptycho.PtychoData(measured.patterns, wrong_positions(pos, 7 + seed),
                                   measured.geometry)
         ra = run_ours(wrong, iterations, device, engine="rpie", position_refinement="adam")[0]
@@ -189,22 +192,26 @@ def quality_over_seeds(seeds, iterations, device):
         worst = float(np.sqrt(np.max(np.sum(d ** 2, axis=1))))
         obj4, _, _, measured4, roi4 = problem(photons=1e4, seed=seed)
         every = 10 if iterations >= 20 else 2
-        curve = [e for _, e in error_curve(measured4, obj4, roi4, iterations, every, device,
-                                           engine="rpie")]
-        rise = float(np.max(np.diff(curve)))
-        values = (*nrmse, ptycho.object_error(r3.obj, obj3, roi3), occ,
-                  rms_position_error(ra.positions_px, pos), worst, rise)
+        rises = []
+        for finish in (None, "lbfgs"):
+            curve = [e for _, e in error_curve(measured4, obj4, roi4, iterations, every, device,
+                                               engine="rpie", finish=finish)]
+            rises.append(float(np.max(np.diff(curve))))
+        values = (*nrmse, *(ptycho.object_error(r.obj, obj3, roi3) for r in three), occ,
+                  rms_position_error(ra.positions_px, pos), worst, *rises)
         table.append(values)
-        print(f"| {seed} | {values[0]:.4f} | {values[1]:.4f} | {values[2]:.4f} | {occ:.3f} | "
-              f"{values[4]:.3f} ({worst:.2f}) | {rise:+.1e} |", flush=True)
+        print(f"| {seed} | " + " | ".join(f"{v:.4f}" for v in values[:5]) + f" | {occ:.3f} | "
+              f"{values[6]:.3f} ({worst:.2f}) | {rises[0]:+.1e} | {rises[1]:+.1e} |", flush=True)
     t = np.array(table)
-    print(f"| median | {np.median(t[:, 0]):.4f} | {np.median(t[:, 1]):.4f} | "
-          f"{np.median(t[:, 2]):.4f} | {np.median(t[:, 3]):.3f} | {np.median(t[:, 4]):.3f} | |")
+    print("| median | " + " | ".join(f"{np.median(t[:, i]):.4f}" for i in range(5))
+          + f" | {np.median(t[:, 5]):.3f} | {np.median(t[:, 6]):.3f} | | |")
     print()
     print(f"targets met on {seeds} seeds: ePIE <= 0.05: {int(np.sum(t[:, 0] <= 0.05))}, "
-          f"rPIE <= 0.05: {int(np.sum(t[:, 1] <= 0.05))}, 3 modes <= 0.045: "
-          f"{int(np.sum(t[:, 2] <= 0.045))}, occupancies within 0.05: {int(np.sum(t[:, 3] <= 0.05))}, "
-          f"Adam <= 0.25 px: {int(np.sum(t[:, 4] <= 0.25))}, never grows: {int(np.sum(t[:, 6] <= 0))}")
+          f"rPIE <= 0.05: {int(np.sum(t[:, 1] <= 0.05))} (+ L-BFGS: {int(np.sum(t[:, 2] <= 0.05))}), "
+          f"3 modes <= 0.045: {int(np.sum(t[:, 3] <= 0.045))} (+ L-BFGS: "
+          f"{int(np.sum(t[:, 4] <= 0.045))}), occupancies within 0.05: {int(np.sum(t[:, 5] <= 0.05))}, "
+          f"Adam <= 0.25 px: {int(np.sum(t[:, 6] <= 0.25))}, never grows: "
+          f"{int(np.sum(t[:, 8] <= 0))} (+ L-BFGS: {int(np.sum(t[:, 9] <= 0))})")
     return t
 
 
@@ -385,8 +392,13 @@ def main(argv=None):
                   for name, runner, engine in (("PtyLab", run_ptylab, "ePIE"),
                                                ("pty-chi", run_ptychi, "RPIE"),
                                                ("pty-chi", run_ptychi, "LSQML"))]
-    cases.append((("torchscope", "3 modes"),
-                  lambda: run_ours(measured3, its, args.device, engine="rpie", modes=3)))
+    # rPIE with the L-BFGS finish (finish="lbfgs"), one mode and three
+    cases.append((("torchscope", "rpie+lbfgs"),
+                  lambda: run_ours(measured, its, args.device, engine="rpie", finish="lbfgs")))
+    for finish in (None, "lbfgs"):
+        cases.append((("torchscope", "3 modes", finish),
+                      lambda f=finish: run_ours(measured3, its, args.device, engine="rpie",
+                                                modes=3, finish=f)))
     # with refinement the automatic schedule starts with AUTO_REFINE_BATCHES batches and keeps
     # at least AUTO_REFINE_MIN_BATCHES; the run without refinement is timed both with its own
     # schedule (what a user gets) and with fixed batches of the refinement's first size and the
@@ -442,15 +454,21 @@ def main(argv=None):
         else:
             row(name, f"{engine}, 1 mode", dt, float("nan"), note + "; diverged (NaN)" + seconds(key))
 
-    key = ("torchscope", "3 modes")
-    result, dt = results[key], t[key]
-    occ = ", ".join(f"{o:.3f}" for o in result.occupancies)
-    note = (f"occupancies {occ} (true 0.600, 0.250, 0.150); "
-            f"{dt / t['torchscope', 'rpie']:.2f} x the 1-mode rpie time")
-    if ("PtyLab", "ePIE") in peer_time:
-        note += f", {dt / peer_time['PtyLab', 'ePIE']:.2f} x PtyLab's 1-mode ePIE time"
-    row("torchscope", "rpie, 3 modes (3-mode data)", dt,
-        ptycho.object_error(result.obj, obj3, roi3), note + seconds(key))
+    key = ("torchscope", "rpie+lbfgs")
+    row("torchscope", "rpie + L-BFGS finish, 1 mode", t[key],
+        ptycho.object_error(results[key].obj, obj, roi),
+        f"{t[key] / t['torchscope', 'rpie']:.2f} x the rpie time" + seconds(key))
+    for finish in (None, "lbfgs"):
+        key = ("torchscope", "3 modes", finish)
+        result, dt = results[key], t[key]
+        occ = ", ".join(f"{o:.3f}" for o in result.occupancies)
+        note = (f"occupancies {occ} (true 0.600, 0.250, 0.150); "
+                f"{dt / t['torchscope', 'rpie']:.2f} x the 1-mode rpie time")
+        if ("PtyLab", "ePIE") in peer_time:
+            note += f", {dt / peer_time['PtyLab', 'ePIE']:.2f} x PtyLab's 1-mode ePIE time"
+        case = "rpie" + (" + L-BFGS finish" if finish else "") + ", 3 modes (3-mode data)"
+        row("torchscope", case, dt, ptycho.object_error(result.obj, obj3, roi3),
+            note + seconds(key))
 
     def ratio(key, base):  # the median over rounds of the ratio within each round
         each = np.array(times[key]) / np.array(times[base])
@@ -473,13 +491,16 @@ def main(argv=None):
     # low dose: the error must not grow
     obj4, _, _, measured4, roi4 = problem(photons=1e4)
     every = 2 if args.quick else 10
-    curve = error_curve(measured4, obj4, roi4, its, every, args.device, engine="rpie")
-    values = np.array([e for _, e in curve])
-    rise = float(np.max(np.diff(values))) if len(values) > 1 else 0.0
     print()
-    print(f"1e4 photons, rpie: NRMSE every {every} iterations: "
-          + " ".join(f"{e:.4f}" for _, e in curve))
-    print(f"largest rise between checkpoints: {rise:+.2e} (never grows: {rise <= 0})")
+    for finish in (None, "lbfgs"):
+        curve = error_curve(measured4, obj4, roi4, its, every, args.device, engine="rpie",
+                            finish=finish)
+        values = np.array([e for _, e in curve])
+        rise = float(np.max(np.diff(values))) if len(values) > 1 else 0.0
+        name = "rpie" + (" + L-BFGS finish" if finish else "")
+        print(f"1e4 photons, {name}: NRMSE every {every} iterations: "
+              + " ".join(f"{e:.4f}" for _, e in curve))
+        print(f"largest rise between checkpoints: {rise:+.2e} (never grows: {rise <= 0})")
     return rows
 
 

@@ -222,6 +222,24 @@ def test_points_move_with_position_refinement(viewer, widget, data, wait_until_d
     np.testing.assert_allclose(points.data, wrong.positions_px)
 
 
+def test_lbfgs_finish_runs_as_in_the_console(viewer, widget, data, wait_until_done):
+    _add_dataset(viewer, widget, data)
+    _set(widget, iterations=40, every=20, finish="lbfgs", device="cpu", seed=1)
+    widget.run()
+    wait_until_done(widget)
+    result = widget.last_snapshot
+    assert result.state["lbfgs"] is not None  # the finish took over within the 40 iterations
+    expected = ptycho.reconstruct(data, iterations=40, finish="lbfgs", **_console_options(widget))
+    np.testing.assert_allclose(result.obj, expected.obj, rtol=1e-4, atol=1e-5)
+    assert "finish='lbfgs'" in viewer.layers["demo amplitude"].metadata["torchscope"]["call"]
+    # position refinement keeps the halved rates: the finish is switched off with it
+    widget.refinement.value = "adam"
+    assert not widget.finish.enabled
+    assert widget.reconstruction_options()["finish"] is None
+    widget.refinement.value = "none"
+    assert widget.finish.enabled and widget.reconstruction_options()["finish"] == "lbfgs"
+
+
 def test_pause_stop_then_continue_from_the_last_snapshot(
     viewer, widget, data, qtbot, wait_until_done
 ):

@@ -436,7 +436,7 @@ class PtychoWidget(Container):
     ``energy_ev``, ``distance_m``, ``detector_pixel_um``, ``detector_px``, ``probe_kind``,
     ``probe_diameter_px``, ``probe_modes``, ``step_px``, ``jitter_px``, ``photons``, ``seed``;
     the reconstruction ``engine``, ``modes``, ``alpha_obj``, ``alpha_probe``, ``beta``,
-    ``gamma``, ``iterations``, ``every``, ``refinement``, ``device``. Methods do what the
+    ``gamma``, ``iterations``, ``every``, ``refinement``, ``finish``, ``device``. Methods do what the
     buttons do: :meth:`open_file`, :meth:`simulate`, :meth:`run`, :meth:`pause`,
     :meth:`stop`, :meth:`resume` (Continue), :meth:`save`.
     """
@@ -624,6 +624,14 @@ class PtychoWidget(Container):
             choices=[NO_REFINEMENT, "adam", "fixed_gain"],
             tooltip="Correct the scan positions (from iteration 10 of a run).",
         )
+        self.finish = ComboBox(
+            name="finish",
+            choices=[("halved rates", None), ("L-BFGS", "lbfgs")],
+            tooltip="How the run ends once the batches have grown: PIE with update rates halved "
+            "whenever the error stalls (safe at any dose), or L-BFGS on object and probe "
+            "together (converges much further on well-exposed data; at a few photons per "
+            "pixel it fits the noise). Not with position refinement.",
+        )
         self.seed = SpinBox(
             name="seed",
             value=0,
@@ -672,6 +680,7 @@ class PtychoWidget(Container):
                 self.iterations,
                 self.every,
                 self.refinement,
+                self.finish,
                 self.seed,
                 self.device,
                 buttons,
@@ -692,6 +701,7 @@ class PtychoWidget(Container):
         self.save_button.changed.connect(self._save_dialog)
         self.dataset.changed.connect(self._on_dataset_changed)
         self.engine.changed.connect(self._on_engine_changed)
+        self.refinement.changed.connect(self._on_refinement_changed)
         follow_layer_list(napari_viewer, self.reset_choices)
 
     def _add_native(self, container, *, after):
@@ -736,6 +746,10 @@ class PtychoWidget(Container):
         for name in ("alpha_obj", "alpha_probe", "beta", "gamma"):
             getattr(self, name).value = defaults[name]
         self.beta.enabled = self.gamma.enabled = self.engine.value != "epie"
+
+    def _on_refinement_changed(self, *_):
+        """The L-BFGS finish keeps the positions fixed: not with refinement."""
+        self.finish.enabled = self.refinement.value == NO_REFINEMENT
 
     def _on_dataset_changed(self, *_):
         # Continue belongs to the data the last snapshot came from.
@@ -904,6 +918,7 @@ class PtychoWidget(Container):
             "beta": float(self.beta.value) if rpie else None,
             "gamma": float(self.gamma.value) if rpie else None,
             "position_refinement": None if refinement == NO_REFINEMENT else refinement,
+            "finish": self.finish.value if refinement == NO_REFINEMENT else None,
             "every": int(self.every.value),
             "seed": int(self.seed.value),
             "device": device_name(self.device.value),
