@@ -30,10 +30,11 @@ HALVINGS = 12
 
 
 def _dot(a, b):
-    """``Re <a, b>`` over a pair of tensors (object, probe) each."""
+    """``Re <a, b>`` over a pair of tensors (object, probe) each: a 0-d tensor on their device
+    (the two-loop recursion reads no number on the host)."""
     import torch
 
-    return sum(float(torch.vdot(u.reshape(-1), v.reshape(-1)).real) for u, v in zip(a, b))
+    return sum(torch.vdot(u.reshape(-1), v.reshape(-1)).real for u, v in zip(a, b))
 
 
 class LBFGSFinish:
@@ -58,7 +59,7 @@ class LBFGSFinish:
                 return torch.tensor(array, device=engine.dev)
 
             self.w_obj, self.w_probe = own(state["w_obj"]), own(state["w_probe"])
-            self.pairs = [((own(so), own(sp)), (own(yo), own(yp)), rho)
+            self.pairs = [((own(so), own(sp)), (own(yo), own(yp)), own(rho))
                           for (so, sp), (yo, yp), rho in state["pairs"]]
             self.converged = state["converged"]
             self.f = state["f"]
@@ -70,7 +71,7 @@ class LBFGSFinish:
 
         return {
             "w_obj": host(self.w_obj), "w_probe": host(self.w_probe),
-            "pairs": [((host(so), host(sp)), (host(yo), host(yp)), rho)
+            "pairs": [((host(so), host(sp)), (host(yo), host(yp)), host(rho))
                       for (so, sp), (yo, yp), rho in self.pairs],
             "converged": self.converged, "f": self.f,
             "grad": (host(self.grad[0]), host(self.grad[1])),
@@ -141,16 +142,16 @@ class LBFGSFinish:
             a = rho * _dot(s, q)
             alphas.append(a)
             for qq, yy in zip(q, y):
-                qq.sub_(yy, alpha=a)
+                qq.addcmul_(yy, a, value=-1)
         if self.pairs:
-            s, y, _ = self.pairs[-1]
-            scale = _dot(s, y) / _dot(y, y)
+            s, y, rho = self.pairs[-1]
+            scale = 1.0 / (rho * _dot(y, y))  # <s, y> / <y, y>
             for qq in q:
                 qq.mul_(scale)
         for (s, y, rho), a in zip(self.pairs, reversed(alphas)):
             b = rho * _dot(y, q)
             for qq, ss in zip(q, s):
-                qq.add_(ss, alpha=a - b)
+                qq.addcmul_(ss, a - b)
         return [qq.neg_() for qq in q]
 
     def _move(self, start, d, t):
@@ -166,11 +167,11 @@ class LBFGSFinish:
         torch = e.torch
         if not self.converged:
             d = self._direction()
-            slope = 2.0 * _dot(self.grad, d)
+            slope = 2.0 * float(_dot(self.grad, d))
             if not slope < 0:  # not a descent direction: forget the curvature
                 self.pairs = []
                 d = [-g for g in self.grad]
-                slope = 2.0 * _dot(self.grad, d)
+                slope = 2.0 * float(_dot(self.grad, d))
             start = (e.obj.clone(), e.probe.clone())
             t = 1.0
             for _ in range(HALVINGS):
@@ -189,7 +190,7 @@ class LBFGSFinish:
             s = [dd.mul_(t) for dd in d]
             y = [a - b for a, b in zip(grad, self.grad)]
             sy = _dot(s, y)
-            if sy > 0:  # keep the update positive definite
+            if float(sy) > 0:  # keep the update positive definite
                 self.pairs = (self.pairs + [(s, y, 1.0 / sy)])[-HISTORY:]
             self.f, self.grad = f, grad
         return torch.tensor(math.sqrt(self.f / float(e.amp_norm)))
