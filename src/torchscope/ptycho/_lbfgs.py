@@ -112,15 +112,14 @@ class LBFGSFinish:
                 win = torch.fft.ifft2(torch.fft.fft2(win) * ramp)
             far = torch.fft.fft2(probe * win[:, None], norm="ortho")
             amp = (far.real.square() + far.imag.square()).sum(1).sqrt_()
-            target = e.batch_amp[g]
-            residual = amp - target
-            # F{psi'} - F{psi} (as in the engine's equation 7): -dL/dF{psi}*
-            ratio = target / (amp + 1e-30) - 1.0
+            # F{psi'} - F{psi} (the engine's equation 7) = -dL/dF{psi}*; summed over the modes,
+            # its squared modulus is (sqrt(I) - |F{psi}|)^2
+            ratio = e.batch_amp[g] / (amp + 1e-30) - 1.0
             if e.mask is not None:
-                residual = residual * e.mask
                 ratio = ratio * e.mask
-            misfit.append(residual.square().sum())
-            diff = torch.fft.ifft2(far * ratio[:, None], norm="ortho")
+            delta = far * ratio[:, None]
+            misfit.append(torch.vdot(delta.reshape(-1), delta.reshape(-1)).real)
+            diff = torch.fft.ifft2(delta, norm="ortho")
             g_probe -= torch.linalg.vecdot(win[:, None], diff, dim=0)
             g_win = -(diff * probe.conj()).sum(1)
             if ramp is not None:
