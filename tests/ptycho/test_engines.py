@@ -220,12 +220,13 @@ def test_lbfgs_gradient_is_the_misfits_derivative(problem):
         assert numeric == pytest.approx(analytic, rel=0.02)
 
 
-def test_lbfgs_finish_goes_further_than_halved_rates():
+def test_lbfgs_finish_goes_further_than_halved_rates(device):
     # three probe modes: with the halved rates the estimates settle short of the truth; the
     # L-BFGS finish takes over at the first stall with few batches, lowers the misfit at every
     # iteration (its line search accepts no step that raises it) and gets closer to the truth
     obj, measured, roi = _textured_three_mode_problem(grid=6, step=5.0, photons=1e6)
-    common = {"iterations": 150, "modes": 3, "seed": 0}
+    # (on a GPU too: the errors of PIE and L-BFGS iterations are stacked together)
+    common = {"iterations": 150, "modes": 3, "seed": 0, "device": device}
     halved = ptycho.reconstruct(measured, **common)
     lbfgs = ptycho.reconstruct(measured, finish="lbfgs", **common)
     assert halved.state["lbfgs"] is None and lbfgs.options["finish"] == "lbfgs"

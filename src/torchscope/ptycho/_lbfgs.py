@@ -163,7 +163,6 @@ class LBFGSFinish:
     def step(self):
         """One L-BFGS iteration; returns the normalised misfit at the new estimate."""
         e = self.engine
-        torch = e.torch
         if not self.converged:
             d = self._direction()
             slope = 2.0 * float(_dot(self.grad, d))
@@ -185,11 +184,17 @@ class LBFGSFinish:
                 if not self.pairs:  # not even along the gradient: converged
                     self.converged = True
                 self.pairs = []
-                return torch.tensor(math.sqrt(self.f / float(e.amp_norm)))
+                return self._error()
             s = [dd.mul_(t) for dd in d]
             y = [a - b for a, b in zip(grad, self.grad)]
             sy = _dot(s, y)
             if float(sy) > 0:  # keep the update positive definite
                 self.pairs = (self.pairs + [(s, y, 1.0 / sy)])[-HISTORY:]
             self.f, self.grad = f, grad
-        return torch.tensor(math.sqrt(self.f / float(e.amp_norm)))
+        return self._error()
+
+    def _error(self):
+        """The normalised misfit at the current estimate, as the engine reports it: a tensor on
+        its device (snapshots stack the errors of PIE and L-BFGS iterations together)."""
+        e = self.engine
+        return e.torch.tensor(math.sqrt(self.f / float(e.amp_norm)), device=e.dev)
