@@ -336,8 +336,9 @@ def main(argv=None):
                     help="replay the batches as CUDA graphs (experimental: "
                          "torchscope.ptycho._engines.CUDA_GRAPHS; runs without refinement)")
     ap.add_argument("--speed-only", action="store_true",
-                    help="only the one- and three-mode cases (no refinement, no low dose): "
-                         "the GPU-over-CPU comparison in a few seconds of device time")
+                    help="only the one- and three-mode cases, with and without the L-BFGS "
+                         "finish (no refinement, no low dose): the GPU-over-CPU comparison in a "
+                         "few seconds of device time")
     ap.add_argument("--seeds", type=int, default=0,
                     help="instead of the timings: the quality figures on this many seeds of "
                          "the problem (jitter, noise and position errors; seed 0 is the default)")

@@ -113,7 +113,8 @@ def test_quick_ptycho_benchmark_prints_times_and_errors():
 def test_quick_ptycho_speed_only_runs_the_engine_cases_alone():
     lines = _run_quick("bench_ptycho.py", "--no-peers", "--speed-only")
     cases = {r[1] for r in _table_rows(lines, "torchscope")}
-    assert cases == {"epie, 1 mode", "rpie, 1 mode", "rpie, 3 modes (3-mode data)"}
+    assert cases == {"epie, 1 mode", "rpie, 1 mode", "rpie + L-BFGS finish, 1 mode",
+                     "rpie, 3 modes (3-mode data)", "rpie + L-BFGS finish, 3 modes (3-mode data)"}
     assert not any("never grows" in line for line in lines)
 
 
