@@ -232,6 +232,7 @@ def test_lbfgs_finish_runs_as_in_the_console(viewer, widget, data, wait_until_do
     expected = ptycho.reconstruct(data, iterations=40, finish="lbfgs", **_console_options(widget))
     np.testing.assert_allclose(result.obj, expected.obj, rtol=1e-4, atol=1e-5)
     assert "finish='lbfgs'" in viewer.layers["demo amplitude"].metadata["torchscope"]["call"]
+    assert widget.status.value.startswith("iteration 40 (L-BFGS finish), error")
     # position refinement keeps the halved rates: the finish is switched off with it
     widget.refinement.value = "adam"
     assert not widget.finish.enabled

@@ -1027,7 +1027,9 @@ class PtychoWidget(Container):
         self.save_button.enabled = True  # the last snapshot can be saved at any time
         self.plot.set_history(merged)
         self.progress.value = min(int(snapshot.iteration), self.progress.max)
-        self.status.value = f"iteration {snapshot.iteration}, error {snapshot.error:.4g}"
+        state = snapshot.state or {}
+        phase = " (L-BFGS finish)" if state.get("lbfgs") is not None else ""
+        self.status.value = f"iteration {snapshot.iteration}{phase}, error {snapshot.error:.4g}"
 
     def result(self, history=None):
         """The last snapshot as a :class:`~torchscope.ptycho.Result` with its error history."""
