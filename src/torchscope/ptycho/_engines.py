@@ -461,29 +461,25 @@ class _Engine:
             self.workspaces[k] = ws
         return ws
 
-    def _batch(self, g, refine):
+    def _window(self, g, ws, spec_out=None):
+        """The object windows of batch ``g`` as the probe sees them: cut at their whole-pixel
+        corners (into ``ws["crop"]``) and translated by the sub-pixel rest (their spectrum
+        written to ``spec_out`` when given: the refinement's registration queue)."""
         torch = self.torch
-        o = self.opts
-        idx = self.batches[g]
-        k = len(idx)
-        ws = self._workspace(k)
-        ky, kx, ramp, ramp_c = self._geometry(g)
+        ky, kx, ramp, _ = self._geometry(g)
         crop = torch.ops.aten.index.Tensor_out(self.windows, [ky, kx], out=ws["crop"])
-        if refine:
-            # the spectra of the windows and of their own updates go straight into the
-            # registration's queue (see _register)
-            spec_out, solo_out = self._registration_slots(g)
-        if self.subpixel:
-            # the window the probe sees: the object translated by the sub-pixel rest (with
-            # refinement its spectrum goes into the registration's queue)
-            spec = torch.fft.fft2(crop)
-            spec = torch.mul(spec, ramp, out=spec_out) if refine else spec.mul_(ramp)
-            win = torch.fft.ifft2(spec)
-        else:
-            win = crop
-        probe = self.probe
-        m = probe.shape[0]
-        wave = torch.mul(probe, win[:, None], out=ws["wave"])  # (K, M, ny, nx)
+        if not self.subpixel:
+            return crop
+        spec = torch.fft.fft2(crop)
+        spec = spec.mul_(ramp) if spec_out is None else torch.mul(spec, ramp, out=spec_out)
+        return torch.fft.ifft2(spec)
+
+    def _exit_corrections(self, g, win, ws):
+        """Equation 7 for batch ``g``: ``psi' - psi`` (K, M, ny, nx) for the windows ``win``
+        and the current probe modes; the batch's squared amplitude misfit goes to
+        ``err_parts``."""
+        torch = self.torch
+        wave = torch.mul(self.probe, win[:, None], out=ws["wave"])  # (K, M, ny, nx)
         # the transforms write fresh tensors: with out= they compute into a temporary and copy
         far = torch.fft.fft2(wave, norm="ortho")
         inten = _power_sum(far, 1, ws["wave"], out=ws["ratio"]).add_(1e-30)  # sum_p |F{psi_p}|^2
@@ -492,9 +488,26 @@ class _Engine:
         if self.mask is not None:
             ratio.mul_(self.mask)
         delta = far.mul_(ratio[:, None])
-        flat = delta.view(-1)
+        flat = delta.view(-1)  # summed over the modes, |delta|^2 = (sqrt(I_meas) - sqrt(I))^2
         self.err_parts.append(torch.vdot(flat, flat).real)
-        diff = torch.fft.ifft2(delta, norm="ortho")  # psi' - psi
+        return torch.fft.ifft2(delta, norm="ortho")
+
+    def _batch(self, g, refine):
+        torch = self.torch
+        o = self.opts
+        idx = self.batches[g]
+        k = len(idx)
+        ws = self._workspace(k)
+        ky, kx, _, ramp_c = self._geometry(g)
+        spec_out = None
+        if refine:
+            # the spectra of the windows and of their own updates go straight into the
+            # registration's queue (see _register)
+            spec_out, solo_out = self._registration_slots(g)
+        win = self._window(g, ws, spec_out)
+        probe = self.probe
+        m = probe.shape[0]
+        diff = self._exit_corrections(g, win, ws)  # psi' - psi
 
         # probe update (eq. 5) from the windows before their update: sum_j psi_j o_j^* and
         # sum_j |o_j|^2 (vecdot conjugates its first argument)

@@ -22,6 +22,8 @@ of ``L`` along ``d`` is ``2 <g, d>``.
 
 import math
 
+from torchscope.ptycho._engines import _power_sum
+
 #: Pairs (step, gradient change) that L-BFGS remembers.
 HISTORY = 10
 #: Armijo's sufficient-decrease constant, and how many times the line search may halve a step.
@@ -82,15 +84,14 @@ class LBFGSFinish:
         for the object, ``beta max T + (1 - beta) T`` for the probe."""
         e = self.engine
         torch = e.torch
-        power = e.probe.real.square() + e.probe.imag.square()
-        power = power.sum(0)
+        power = _power_sum(e.probe, 0, torch.empty_like(e.probe))  # sum_p |P_p|^2
         illum = torch.zeros(e.obj_shape, device=e.dev, dtype=e.real)
         windows = torch.zeros(e.win, device=e.dev, dtype=e.real)
         for g in range(len(e.batches)):
             ky, kx, _, _ = e._geometry(g)
             e._scatter_add(illum, ky, kx, power.expand(len(ky), *power.shape))
             crop = e.windows[ky, kx]
-            windows += (crop.real.square() + crop.imag.square()).sum(0)
+            windows += _power_sum(crop, 0, torch.empty_like(crop))
         gamma, beta = e.opts["gamma"], e.opts["beta"]
         w_obj = (illum * (1 - gamma) + gamma * illum.max()).sqrt_()
         w_probe = (windows * (1 - beta) + beta * windows.max()).sqrt_()
@@ -102,30 +103,21 @@ class LBFGSFinish:
         e = self.engine
         torch = e.torch
         probe = e.probe
-        misfit = []
+        e.err_parts = []
         g_obj = torch.zeros_like(e.obj)
         g_probe = torch.zeros_like(probe)
         for g in range(len(e.batches)):
-            ky, kx, ramp, ramp_c = e._geometry(g)
-            win = e.windows[ky, kx]
-            if ramp is not None:
-                win = torch.fft.ifft2(torch.fft.fft2(win) * ramp)
-            far = torch.fft.fft2(probe * win[:, None], norm="ortho")
-            amp = (far.real.square() + far.imag.square()).sum(1).sqrt_()
-            # F{psi'} - F{psi} (the engine's equation 7) = -dL/dF{psi}*; summed over the modes,
-            # its squared modulus is (sqrt(I) - |F{psi}|)^2
-            ratio = e.batch_amp[g] / (amp + 1e-30) - 1.0
-            if e.mask is not None:
-                ratio = ratio * e.mask
-            delta = far * ratio[:, None]
-            misfit.append(torch.vdot(delta.reshape(-1), delta.reshape(-1)).real)
-            diff = torch.fft.ifft2(delta, norm="ortho")
+            ky, kx, _, ramp_c = e._geometry(g)
+            ws = e._workspace(len(ky))
+            # the engine's forward model and equation 7: psi' - psi = -dL/dpsi*
+            win = e._window(g, ws)
+            diff = e._exit_corrections(g, win, ws)
             g_probe -= torch.linalg.vecdot(win[:, None], diff, dim=0)
             g_win = -(diff * probe.conj()).sum(1)
-            if ramp is not None:
+            if ramp_c is not None:
                 g_win = torch.fft.ifft2(torch.fft.fft2(g_win) * ramp_c)
             e._scatter_add(g_obj, ky, kx, g_win)
-        f = float(torch.stack(misfit).sum())  # one host synchronisation per evaluation
+        f = float(torch.stack(e.err_parts).sum())  # one host synchronisation per evaluation
         g_obj /= self.w_obj
         if self.probe_free:
             g_probe /= self.w_probe
