@@ -13,9 +13,11 @@ Set (never used in training)
     0.01. Sources: the ``test`` split of the scorer's training set
     (``split_sources(sharp_sources(), seed=0)``: camera, coins, text4, text5; coins, 303 x 384,
     is smaller than the crop and skipped) and text pages rendered by
-    ``_dataset.text_page(seed)`` with seeds 1000 and up. scikit-image's other offline images
-    (page, text, microaneurysms, checkerboard: all smaller than 228 x 228 on a side; clock is
-    really blurred) do not fit. The script refuses any source of the train or validation
+    ``_dataset.text_page(seed)`` with seeds 1000 and up, and three photographs that other
+    installed packages bundle (:data:`DEFAULT_PHOTOS`: PyWavelets' ascent and aero,
+    matplotlib's grace_hopper). scikit-image's other offline images (page, text,
+    microaneurysms, checkerboard: all smaller than 228 x 228 on a side; clock is really
+    blurred) do not fit. The script refuses any source of the train or validation
     split, by name and by content (an alias such as ``cat`` for ``chelsea`` is caught), also
     of the split recorded in the weights' model card or in ``--dataset DIR/dataset.json``.
 Methods
@@ -95,11 +97,54 @@ def training_sources(*, weights=None, dataset=None):
     return {name for split in splits for name, part in split.items() if part != "test"}
 
 
+#: Photographs bundled with other packages this one installs, none of them a source of the
+#: scorer's training set: name -> (package, how to load it). PyWavelets' ``ascent`` (people on
+#: a stairway) and ``aero`` (an aerial view), 512 x 512; matplotlib's ``grace_hopper`` (a
+#: portrait), 512 x 600; scikit-learn's ``china`` and ``flower``, 427 x 640 (smaller than the
+#: default crop: by name only, with ``--crop`` <= 427).
+PHOTOS = {
+    "ascent": "pywt", "aero": "pywt", "grace_hopper": "matplotlib",
+    "china": "sklearn", "flower": "sklearn",
+}
+#: The photographs of the default set (those as large as the default crop)
+DEFAULT_PHOTOS = ("ascent", "aero", "grace_hopper")
+
+
+def load_photo(name):
+    """One of :data:`PHOTOS` as float64 grayscale in [0, 1]."""
+    from skimage import color
+
+    package = PHOTOS[name]
+    if package == "pywt":
+        import pywt.data
+
+        image = getattr(pywt.data, name)()
+    elif package == "matplotlib":
+        from matplotlib import cbook
+        from PIL import Image
+
+        with cbook.get_sample_data(f"{name}.jpg") as file:
+            image = np.asarray(Image.open(file).convert("RGB"))
+    else:
+        from sklearn.datasets import load_sample_image
+
+        image = load_sample_image(f"{name}.jpg")
+    image = np.asarray(image, dtype=np.float64) / 255.0
+    return color.rgb2gray(image) if image.ndim == 3 else image
+
+
+def load_source(name):
+    """A sharp source by name: one of :data:`PHOTOS`, or any name of
+    :func:`torchscope.deblur._dataset.load_source`."""
+    return load_photo(name) if name in PHOTOS else _dataset.load_source(name)
+
+
 def default_sources(pages=5):
-    """The test split's sources and ``pages`` text pages with seeds from 1000."""
+    """The test split's sources, the photographs of :data:`DEFAULT_PHOTOS` and ``pages`` text
+    pages with seeds from 1000."""
     split = _dataset.split_sources(_dataset.sharp_sources(), seed=0)
     test = [name for name in sorted(split) if split[name] == "test"]
-    return test + [f"text{FIRST_PAGE + i}" for i in range(pages)]
+    return test + list(DEFAULT_PHOTOS) + [f"text{FIRST_PAGE + i}" for i in range(pages)]
 
 
 def _fingerprint(image):
@@ -141,14 +186,14 @@ def build_cases(sources, *, crop=480, kernels=6, kernel_sizes=(11, 55), noise_si
                 seed=0, forbidden=None, log=print):
     """The evaluation set: ``kernels`` blurred versions of one ``crop`` window per source.
 
-    ``sources`` is a list of names (:func:`torchscope.deblur._dataset.load_source`) or a dict
+    ``sources`` is a list of names (:func:`load_source`) or a dict
     of name -> sharp 2-D image in [0, 1]. ``forbidden`` (default :func:`training_sources`)
     is checked first. Each source's cases depend only on its name and ``seed``. Returns
     ``(cases, skipped)``; ``log`` (None: quiet) gets a line per skipped source.
     """
     log = log or (lambda line: None)
     images = dict(sources) if isinstance(sources, dict) else {
-        name: _dataset.load_source(name) for name in sources}
+        name: load_source(name) for name in sources}
     check_sources(images, training_sources() if forbidden is None else forbidden)
     cases, skipped = [], []
     for name, image in images.items():

@@ -18,7 +18,7 @@ card beside it) from scratch:
 Usage::
 
     python scripts/train_deblur_scorer.py --data /tmp/deblur_set --build
-    python scripts/train_deblur_scorer.py --data /tmp/deblur_set --build \
+    python scripts/train_deblur_scorer.py --data /tmp/deblur_set --build --kernel-cut 0.05 \
         --labels data/deblur_scorer_labels      # shards from committed labels, no estimation
     python scripts/train_deblur_scorer.py --data /tmp/deblur_set --epochs 20 --device cuda
     python scripts/train_deblur_scorer.py --data D --epochs 1 --max-steps 2 --width 4 \
@@ -343,6 +343,9 @@ def main(argv=None):
     ap.add_argument("--labelled-only", action="store_true",
                     help="with --build --labels: only the shards that have a label file (no "
                          "estimation; for a set whose labelling is not finished)")
+    ap.add_argument("--kernel-cut", type=float, default=None,
+                    help="with --build: the estimator's kernel_cut for the labels (default: "
+                         "its default; the committed label files were made with 0.05)")
     ap.add_argument("--out", default=str(default_weights()))
     ap.add_argument("--width", type=int, default=16)
     ap.add_argument("--epochs", type=int, default=20)
@@ -376,6 +379,7 @@ def main(argv=None):
         from torchscope.deblur import _dataset
 
         _dataset.main([args.data] + (["--device", args.device] if args.device else [])
+                      + (["--kernel-cut", str(args.kernel_cut)] if args.kernel_cut else [])
                       + (["--labels", args.labels] if args.labels else [])
                       + (["--labelled-only"] if args.labelled_only else []))
     if args.evaluate_only:

@@ -1,5 +1,7 @@
 """Blind kernel estimation: recovery of a known kernel, batches, the generator, errors."""
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -83,3 +85,35 @@ def test_errors(rng):
         estimate_kernel(rng.random((2, 2, 64, 64)), 9)
     with pytest.raises(ValueError, match="iterations"):
         iterate(image, 9, iterations=0)  # checked when called, not when first iterated
+    for cut in (-0.1, 1.0, float("nan")):
+        with pytest.raises(ValueError, match="kernel_cut"):
+            iterate(image, 9, kernel_cut=cut)
+
+
+def test_the_kernel_step_drops_entries_below_the_cut():
+    import torch
+
+    from torchscope.deblur import _estimate
+
+    gen = torch.Generator().manual_seed(0)
+    latent = torch.rand((2, 48, 48), generator=gen, dtype=torch.float64)
+    k = torch.tensor(motion_kernel(9, rng=3))
+    blurred = torch.stack([torch.nn.functional.conv2d(x[None, None], k.flip(0, 1)[None, None],
+                                                      padding=4)[0, 0] for x in latent])
+    lx, ly = _estimate._gradients(latent)
+    bx, by = _estimate._gradients(blurred)
+    start = torch.full((2, 9, 9), 1 / 81.0, dtype=torch.float64)
+    supports = []
+    for cut in (0.0, 0.05, 0.1, 0.3):
+        est = _estimate._estimate_psf(bx, by, lx, ly, start, cut)
+        assert est.sum(dim=(-2, -1)).tolist() == pytest.approx([1.0, 1.0])
+        top = est.amax(dim=(-2, -1), keepdim=True).expand_as(est)
+        assert bool((est[est > 0] >= cut * top[est > 0]).all())
+        # noise-free data: the 20 conjugate-gradient steps find the kernel
+        assert float(kernel_similarity(est[0].numpy(), k.numpy())) > 0.95
+        supports.append(est > 0)
+    # the same solve, cut ever higher: nested supports, and a haze around the kernel that
+    # only a cut removes
+    for wider, narrower in itertools.pairwise(supports):
+        assert bool((wider | ~narrower).all())
+    assert int(supports[0][0].sum()) > int((k > 0).sum()) >= int(supports[-1][0].sum())

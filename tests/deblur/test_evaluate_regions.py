@@ -157,6 +157,20 @@ def test_the_set_never_holds_a_training_source(ev, tmp_path):
     assert "text1001" in ev.training_sources(dataset=tmp_path)
 
 
+def test_the_photographs_are_new_grayscale_images(ev):
+    shapes = {"ascent": (512, 512), "aero": (512, 512), "grace_hopper": (600, 512),
+              "china": (427, 640), "flower": (427, 640)}
+    assert set(ev.PHOTOS) == set(shapes) and set(ev.DEFAULT_PHOTOS) <= set(ev.default_sources(0))
+    photos = {name: ev.load_photo(name) for name in ev.PHOTOS}
+    for name, image in photos.items():
+        assert image.shape == shapes[name] and image.dtype == np.float64
+        assert 0.0 <= image.min() < 0.1 and 0.85 < image.max() <= 1.0 and image.std() > 0.1
+    # none is a training source under another name, and the default ones fill the crop
+    cases, skipped = ev.build_cases(list(ev.PHOTOS), kernels=1, log=None)
+    assert [c.source for c in cases] == list(ev.DEFAULT_PHOTOS)
+    assert skipped == ["china", "flower"]
+
+
 def test_command_line(ev, tmp_path, capsys):
     out, png = tmp_path / "e.json", tmp_path / "e.png"
     ev.main(["--sources", "text1000", "--crop", "128", "--kernels", "1", "--kernel-sizes", "7",

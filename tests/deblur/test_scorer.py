@@ -308,6 +308,25 @@ def test_label_files_of_other_settings_are_refused(tmp_path, monkeypatch):
         _tiny_build(tmp_path / "set", labels_dir=labels, seed=1, stride=16)
 
 
+def test_label_files_record_the_kernel_cut(tmp_path, monkeypatch):
+    labels = tmp_path / "labels"
+    _tiny_build(tmp_path / "set", labels_dir=labels, kernel_cut=0.2)
+    files = sorted(labels.glob("*.json"))
+    assert {json.loads(f.read_text())["config"]["kernel_cut"] for f in files} == {0.2}
+    monkeypatch.setattr(_dataset, "estimate_kernel", _no_estimation)
+    with pytest.raises(ValueError, match=r"differing keys: kernel_cut \(labels 0.2, build 0.1\)"):
+        _tiny_build(tmp_path / "other", labels_dir=labels)
+    # files from before the key existed were made with the authors' 0.05
+    for f in files:
+        record = json.loads(f.read_text())
+        del record["config"]["kernel_cut"]
+        f.write_text(json.dumps(record))
+    with pytest.raises(ValueError, match=r"kernel_cut \(labels 0.05, build 0.2\)"):
+        _tiny_build(tmp_path / "other", labels_dir=labels, kernel_cut=0.2)
+    _tiny_build(tmp_path / "other", labels_dir=labels, kernel_cut=0.05)  # no estimation
+    assert len(list((tmp_path / "other").glob("*.npz"))) == len(files)
+
+
 def test_a_folder_of_shards_of_other_settings_is_refused(tmp_path, monkeypatch):
     data = tmp_path / "set"
     _tiny_build(data)

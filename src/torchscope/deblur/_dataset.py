@@ -16,7 +16,9 @@ Here:
   since no window could then beat the trivial estimate;
 - noise: Gaussian, standard deviation 2 / 255 (the paper's variance 4 on the 0-255 scale);
 - the estimate: :func:`torchscope.deblur.estimate_kernel` (dark channel), all windows of a
-  blurred image in one batch, with the true kernel's size;
+  blurred image in one batch, with the true kernel's size (``kernel_cut``: the estimator's
+  default; the committed label files in ``data/deblur_scorer_labels`` were made with the
+  authors' 0.05, the default before 2026-12-07);
 - the label guards against the trivial estimate: a one-pixel kernel already scores
   ``max(k) / ||k||`` against ``k``, so a window is good only when its similarity exceeds
   0.75 *and* that trivial score by ``margin`` (0.1);
@@ -53,7 +55,7 @@ import numpy as np
 
 from torchscope.backend import get_device
 from torchscope.deblur._blur import blur
-from torchscope.deblur._estimate import estimate_kernel
+from torchscope.deblur._estimate import KERNEL_CUT, estimate_kernel
 from torchscope.deblur._metrics import kernel_similarity
 from torchscope.deblur._motion import motion_kernel
 from torchscope.deblur._regions import grid_boxes
@@ -71,8 +73,10 @@ SPLITS = ("train", "val", "test")
 FORMAT = "torchscope.deblur.scorer_dataset/1"
 LABELS_FORMAT = "torchscope.deblur.scorer_labels/1"
 # the build settings that determine a shard: a label file must agree on all of them
-LABEL_KEYS = ("seed", "size", "stride", "crop", "noise_sigma", "iterations", "threshold",
-              "margin", "max_trivial", "kernel_sizes")
+LABEL_KEYS = ("seed", "size", "stride", "crop", "noise_sigma", "iterations", "kernel_cut",
+              "threshold", "margin", "max_trivial", "kernel_sizes")
+# the value of a key that files written before it existed were made with
+_BEFORE_KEY = {"kernel_cut": 0.05}
 
 
 def _load_bundled(name):
@@ -169,7 +173,7 @@ def random_kernel(gen, sizes=(11, 55), max_trivial=0.6):
 
 
 def label_windows(blurred, kernel, boxes, *, threshold=0.75, margin=0.1, batch=64, device=None,
-                  iterations=3):
+                  iterations=3, kernel_cut=KERNEL_CUT):
     """Estimate the kernel in every window and label it; returns (similarity, trivial, label).
 
     The similarities are rounded to float32 precision (the estimates are float32), so that a
@@ -180,7 +184,8 @@ def label_windows(blurred, kernel, boxes, *, threshold=0.75, margin=0.1, batch=6
     for start in range(0, len(boxes), batch):
         chunk = boxes[start:start + batch]
         patches = np.stack([blurred[r:r + h, c:c + w] for r, c, h, w in chunk])
-        est = estimate_kernel(patches, size, device=device, iterations=iterations)
+        est = estimate_kernel(patches, size, device=device, iterations=iterations,
+                              kernel_cut=kernel_cut)
         sims.append(kernel_similarity(est, kernel))
     sims = np.concatenate(sims).astype(np.float32).astype(np.float64)
     trivial = _trivial(kernel)
@@ -332,8 +337,11 @@ def _read_labels(path, config):
 
 def _differing(made, config, what):
     """The settings (of ``LABEL_KEYS``) in which ``made`` differs from ``config``, as text."""
-    return ", ".join(f"{key} ({what} {made.get(key)!r}, build {config[key]!r})"
-                     for key in LABEL_KEYS if made.get(key) != config[key])
+    def value(key):
+        return made.get(key, _BEFORE_KEY.get(key))
+
+    return ", ".join(f"{key} ({what} {value(key)!r}, build {config[key]!r})"
+                     for key in LABEL_KEYS if value(key) != config[key])
 
 
 def _check_labels(path, record, *, s_index, kernel, blurred, boxes):
@@ -362,8 +370,8 @@ def _check_labels(path, record, *, s_index, kernel, blurred, boxes):
 
 def build(out, *, sources=None, kernels_per_crop=4, crops_per_source=2, crop=448, size=228,
           stride=20, kernel_sizes=(11, 55), noise_sigma=2 / 255, threshold=0.75, margin=0.1,
-          max_trivial=0.6, seed=0, device=None, batch=64, iterations=3, labels_dir=None,
-          labelled_only=False, log=print):
+          max_trivial=0.6, seed=0, device=None, batch=64, iterations=3, kernel_cut=KERNEL_CUT,
+          labels_dir=None, labelled_only=False, log=print):
     """Build (or resume) the training set in the folder ``out``.
 
     Parameters
@@ -385,8 +393,11 @@ def build(out, *, sources=None, kernels_per_crop=4, crops_per_source=2, crop=448
     seed : int
         Seeds the split, crops, kernels and noise (per shard, so a resumed build gives the
         same shards).
-    device, batch, iterations
-        For the kernel estimation: device, windows per batch, iterations per level.
+    device, batch, iterations, kernel_cut
+        For the kernel estimation: device, windows per batch, and :func:`estimate_kernel`'s
+        ``iterations`` and ``kernel_cut`` (settings of the labels: label files made with
+        other ones are refused; files from before ``kernel_cut`` was recorded were made
+        with 0.05).
     labels_dir : path-like, optional
         Folder of label files (see the module notes): a shard missing from ``out`` is rebuilt
         from its label file there without estimation; a shard labelled by estimation, or found
@@ -419,7 +430,8 @@ def build(out, *, sources=None, kernels_per_crop=4, crops_per_source=2, crop=448
               "kernel_sizes": list(kernel_sizes), "noise_sigma": noise_sigma,
               "threshold": threshold, "margin": margin, "max_trivial": max_trivial,
               "seed": seed, "crop": crop, "crops_per_source": crops_per_source,
-              "kernels_per_crop": kernels_per_crop, "iterations": iterations, "split": split}
+              "kernels_per_crop": kernels_per_crop, "iterations": iterations,
+              "kernel_cut": kernel_cut, "split": split}
     previous = out / "dataset.json"
     if previous.exists() and any(out.glob("*.npz")):
         pairs = _differing(json.loads(previous.read_text()), config, "shards there")
@@ -468,7 +480,8 @@ def build(out, *, sources=None, kernels_per_crop=4, crops_per_source=2, crop=448
                     sims, trivial, labels = label_windows(blurred, kernel, boxes,
                                                           threshold=threshold, margin=margin,
                                                           batch=batch, device=device,
-                                                          iterations=iterations)
+                                                          iterations=iterations,
+                                                          kernel_cut=kernel_cut)
                     seconds = time.perf_counter() - t0
                     if label_path is not None:  # first the label file: it outlives the shard
                         _write_labels(label_path, ids, config, kernel, blurred, sims, seconds,
@@ -508,6 +521,9 @@ def main(argv=None):
     ap.add_argument("--crop", type=int, default=448)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--iterations", type=int, default=3)
+    ap.add_argument("--kernel-cut", type=float, default=KERNEL_CUT,
+                    help="estimate_kernel's kernel_cut (default %(default)s; the committed "
+                         "label files were made with 0.05)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default=None)
     ap.add_argument("--threads", type=int, default=None)
@@ -524,7 +540,8 @@ def main(argv=None):
         torch.set_num_threads(args.threads)
     build(args.out, sources=sharp_sources(text_pages=args.text_pages),
           kernels_per_crop=args.kernels_per_crop, crops_per_source=args.crops_per_source,
-          crop=args.crop, batch=args.batch, iterations=args.iterations, seed=args.seed,
+          crop=args.crop, batch=args.batch, iterations=args.iterations,
+          kernel_cut=args.kernel_cut, seed=args.seed,
           device=args.device, labels_dir=args.labels, labelled_only=args.labelled_only)
 
 
