@@ -154,6 +154,27 @@ def test_errors():
         reconstruct(b, grey, method="pinv", basis="hadamard")
     with pytest.raises(ValueError, match="not iterative"):
         next(iterate(b, p, method="gi"))
+    for _ in range(2):  # checked by the plan, which is never cached for such a set
+        with pytest.raises(ValueError, match="zero everywhere"):
+            reconstruct(b, np.zeros_like(p))
+
+
+def test_a_plan_keeps_what_depends_on_d_r_for_the_latest_values_only():
+    from torchscope.ghost import _plan
+
+    obj = _shapes(16)
+    for p in (hadamard_patterns(16, ratio=0.5), speckle_patterns(16, 100, grain=2, rng=1)):
+        depths = np.linspace(0.5, 0.95, 10)
+        first = [reconstruct(simulate_buckets(obj, p, modulation_depth=d), p, method="pinv",
+                             modulation_depth=d) for d in depths]
+        plan = _plan.get_plan(p)
+        assert list(plan._by_depth) == [float(d) for d in depths[-_plan._DEPTHS_KEPT:]]
+        for d, x in zip(depths, first):  # made anew or reused: the same image
+            b = simulate_buckets(obj, p, modulation_depth=d)
+            np.testing.assert_array_equal(reconstruct(b, p, method="pinv", modulation_depth=d), x)
+            masks = (1 - d + d * p.reshape(len(p), -1)).astype(np.float64)  # the effective ones
+            expected = np.linalg.lstsq(masks, b, rcond=None)[0]
+            np.testing.assert_allclose(x.ravel(), expected, atol=1e-4)
 
 
 def test_cnr_equation_1():

@@ -26,6 +26,9 @@ import numpy as np
 
 _CACHE = collections.OrderedDict()
 _CACHE_SIZE = 8
+#: a plan keeps what depends on ``D_r`` for this many of the latest values (with
+#: ``modulation_depth="estimate"`` every bucket vector may bring its own)
+_DEPTHS_KEPT = 4
 _LOCK = threading.Lock()
 _FP_VECTORS = {}
 
@@ -85,6 +88,8 @@ class Plan:
         self.differential = bool((p64 < 0).any())
         self.rowsum = p64.sum(1)  # total transmission of each nominal mask
         self.lo, self.hi = p64.min(1), p64.max(1)
+        if not (self.lo.any() or self.hi.any()):
+            raise ValueError("patterns are zero everywhere: no mask transmits anything.")
         self.hadamard = None
         if h == w:
             import torch
@@ -97,7 +102,7 @@ class Plan:
         # the dense matrix is kept (as a private copy) only for non-Hadamard sets
         self._dense = None if self.hadamard is not None else p.reshape(m, -1).copy()
         self._tensors = {}
-        self._frames = {}
+        self._by_depth = collections.OrderedDict()  # D_r -> its entries, latest last
 
     # ------------------------------------------------------------------ effective masks
     def affine(self, depth):
@@ -106,11 +111,20 @@ class Plan:
             return 0.0, 1.0
         return (0.0, depth) if self.differential else (1.0 - depth, depth)
 
-    def cached(self, name, device, dtype, make):
+    def cached(self, name, device, dtype, make, depth=None):
+        """``make()``, made once per name, device and dtype, and per ``depth`` when given (of
+        which the latest _DEPTHS_KEPT are kept)."""
+        store = self._tensors
+        if depth is not None:
+            with _LOCK:
+                store = self._by_depth.setdefault(depth, {})
+                self._by_depth.move_to_end(depth)
+                while len(self._by_depth) > _DEPTHS_KEPT:
+                    self._by_depth.popitem(last=False)
         key = (name, str(device), dtype)
-        t = self._tensors.get(key)
+        t = store.get(key)
         if t is None:
-            t = self._tensors[key] = make()
+            t = store[key] = make()
         return t
 
     def dense(self, device, dtype):
@@ -147,15 +161,18 @@ class Plan:
         return self.cached("kac", device, dtype, make)
 
     def effective_hadamard(self, depth, device, dtype):
-        """``(k, a', c')`` of the effective masks (constant rows: ``a' = 0``)."""
+        """``(k, a', c')`` of the effective masks (constant rows: ``a' = 0``), cached."""
         alpha, beta = self.affine(depth)
         k, a, c = self.hadamard_tensors(device, dtype)
         if alpha == 0 and beta == 1:
             return k, a, c
-        const = k == 0
-        a2 = (alpha + beta * a).masked_fill(const, 0.0)
-        c2 = (beta * c).masked_fill(const, 0.0) + const.to(dtype) * (alpha + beta * c)
-        return k, a2, c2
+
+        def make():
+            const = k == 0
+            a2 = (alpha + beta * a).masked_fill(const, 0.0)
+            c2 = (beta * c).masked_fill(const, 0.0) + const.to(dtype) * (alpha + beta * c)
+            return k, a2, c2
+        return self.cached("effective", device, dtype, make, depth=depth)
 
     def h2(self, coef, device, dtype):
         """Unnormalised 2D Walsh-Hadamard transform ``H C H`` of (B, n, n) images."""
@@ -193,26 +210,38 @@ class Plan:
 class HadamardFrame:
     """``W x = c`` with ``W`` the measured rows ``h_k / sqrt(N)``: projections as ``H C H``."""
 
-    def __init__(self, plan, b, k, a, c):
+    @staticmethod
+    def constants(plan, k, c):
+        """What the frame needs of the masks alone (cached per plan, depth, device, dtype):
+        the open masks' rows and weights, the divisor of each coefficient, the measured set."""
+        import torch
+
+        n = plan.shape[0]
+        dc = torch.nonzero(k == 0)[:, 0]
+        c_dc = c[dc]
+        den = torch.zeros(plan.size, dtype=c.dtype, device=c.device).index_add_(0, k, c * c)
+        measured = den > 0
+        return {"dc": dc if len(dc) else None, "c_dc": c_dc, "dc_norm": (c_dc ** 2).sum(),
+                "den": torch.where(measured, den, torch.ones_like(den)),
+                "mask": measured.to(c.dtype).view(n, n)}
+
+    def __init__(self, plan, b, k, a, c, const):
         import torch
 
         self.plan = plan
         dev, dtype = b.device, b.dtype
         n = plan.shape[0]
         self.n, self.size = n, plan.size
-        dc = k == 0
-        total = torch.zeros(b.shape[0], dtype=dtype, device=dev)
-        if bool(dc.any()):
-            total = (b[:, dc] @ c[dc]) / (c[dc] ** 2).sum()
+        if const["dc"] is None:
+            total = torch.zeros(b.shape[0], dtype=dtype, device=dev)
+        else:
+            total = (b.index_select(1, const["dc"]) @ const["c_dc"]) / const["dc_norm"]
         resid = (b - a[None] * total[:, None]) * c[None]
         num = torch.zeros(b.shape[0], self.size, dtype=dtype, device=dev)
         num.index_add_(1, k, resid)
-        den = torch.zeros(self.size, dtype=dtype, device=dev).index_add_(0, k, c * c)
-        measured = den > 0
         # q_k = estimated h_k . x for measured k, 0 elsewhere
-        q = num / torch.where(measured, den, torch.ones_like(den))
-        self.mask = measured.to(dtype).view(n, n)
-        self.coef = q.view(-1, n, n)
+        self.mask = const["mask"]
+        self.coef = (num / const["den"]).view(-1, n, n)
         self.walsh = plan.walsh(dev, dtype)
 
     def pinv(self):
@@ -250,20 +279,25 @@ def make_frame(plan, b, depth, basis, rcond):
                          "a Sylvester Hadamard matrix of this size.")
     if basis != "general" and plan.hadamard is not None:
         k, a, c = plan.effective_hadamard(depth, dev, dtype)
-        has_dc = bool((k == 0).any())
-        if has_dc or not bool((a.abs() > 1e-6 * c.abs().amax()).any()):
-            return HadamardFrame(plan, b, k, a, c)
-        # masks with an offset but no open (uniform) mask: solve it densely
+
+        def usable():  # whether the masks allow the fast frame, and its constants
+            if bool((k == 0).any()) or not bool((a.abs() > 1e-6 * c.abs().amax()).any()):
+                return HadamardFrame.constants(plan, k, c)
+            return None  # masks with an offset but no open (uniform) mask: solved densely
+
+        const = plan.cached("hadamard frame", dev, dtype, usable, depth=depth)
+        if const is not None:
+            return HadamardFrame(plan, b, k, a, c, const)
     if not 0 <= rcond < 1:
         raise ValueError(f"rcond={rcond!r}: expected a relative cut-off in [0, 1).")
-    key = (depth, rcond, str(dev), dtype)
-    svd = plan._frames.get(key)
-    if svd is None:
+
+    def svd():
         alpha, beta = plan.affine(depth)
         p = alpha + beta * plan.dense(dev, dtype)
         u, s, vh = torch.linalg.svd(p, full_matrices=False)
         keep = s > rcond * s[0]
-        svd = plan._frames[key] = (u[:, keep] / s[keep], vh[keep])
-    proj, w = svd
+        return u[:, keep] / s[keep], vh[keep]
+
+    proj, w = plan.cached(("svd", rcond), dev, dtype, svd, depth=depth)
     return DenseFrame(w, b @ proj, plan.shape)
 
