@@ -122,10 +122,9 @@ class Plan:
                 while len(self._by_depth) > _DEPTHS_KEPT:
                     self._by_depth.popitem(last=False)
         key = (name, str(device), dtype)
-        t = store.get(key)
-        if t is None:
-            t = store[key] = make()
-        return t
+        if key not in store:  # (None is a value too: "no fast frame for these masks")
+            store[key] = make()
+        return store[key]
 
     def dense(self, device, dtype):
         """Nominal patterns as an (M, N) tensor."""
