@@ -98,7 +98,7 @@ def training_sources(*, weights=None, dataset=None):
 
 
 #: Photographs bundled with other packages this one installs, none of them a source of the
-#: scorer's training set: name -> (package, how to load it). PyWavelets' ``ascent`` (people on
+#: scorer's training set: name -> the package that bundles it. PyWavelets' ``ascent`` (people on
 #: a stairway) and ``aero`` (an aerial view), 512 x 512; matplotlib's ``grace_hopper`` (a
 #: portrait), 512 x 600; scikit-learn's ``china`` and ``flower``, 427 x 640 (smaller than the
 #: default crop: by name only, with ``--crop`` <= 427).
@@ -112,8 +112,6 @@ DEFAULT_PHOTOS = ("ascent", "aero", "grace_hopper")
 
 def load_photo(name):
     """One of :data:`PHOTOS` as float64 grayscale in [0, 1]."""
-    from skimage import color
-
     package = PHOTOS[name]
     if package == "pywt":
         import pywt.data
@@ -129,8 +127,7 @@ def load_photo(name):
         from sklearn.datasets import load_sample_image
 
         image = load_sample_image(f"{name}.jpg")
-    image = np.asarray(image, dtype=np.float64) / 255.0
-    return color.rgb2gray(image) if image.ndim == 3 else image
+    return _dataset.as_gray_unit(image)
 
 
 def load_source(name):

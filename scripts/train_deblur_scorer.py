@@ -379,7 +379,7 @@ def main(argv=None):
         from torchscope.deblur import _dataset
 
         _dataset.main([args.data] + (["--device", args.device] if args.device else [])
-                      + (["--kernel-cut", str(args.kernel_cut)] if args.kernel_cut else [])
+                      + ([] if args.kernel_cut is None else ["--kernel-cut", str(args.kernel_cut)])
                       + (["--labels", args.labels] if args.labels else [])
                       + (["--labelled-only"] if args.labelled_only else []))
     if args.evaluate_only:

@@ -327,6 +327,21 @@ def test_label_files_record_the_kernel_cut(tmp_path, monkeypatch):
     assert len(list((tmp_path / "other").glob("*.npz"))) == len(files)
 
 
+def test_the_training_script_passes_the_kernel_cut_to_the_build(monkeypatch):
+    seen = []
+
+    def build(argv):
+        seen.append(argv)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(_dataset, "main", build)
+    for given, forwarded in ((["--kernel-cut", "0"], ["--kernel-cut", "0.0"]),
+                             (["--kernel-cut", "0.05"], ["--kernel-cut", "0.05"]), ([], [])):
+        with pytest.raises(SystemExit):
+            _script().main(["--data", "d", "--build", *given])
+        assert seen[-1] == ["d", *forwarded]
+
+
 def test_a_folder_of_shards_of_other_settings_is_refused(tmp_path, monkeypatch):
     data = tmp_path / "set"
     _tiny_build(data)

@@ -80,12 +80,18 @@ _BEFORE_KEY = {"kernel_cut": 0.05}
 
 
 def _load_bundled(name):
-    from skimage import color, data
+    from skimage import data
 
     if name == "motorcycle":
-        image = data.stereo_motorcycle()[0]
-    else:
-        image = getattr(data, name)()
+        return as_gray_unit(data.stereo_motorcycle()[0])
+    return as_gray_unit(getattr(data, name)())
+
+
+def as_gray_unit(image):
+    """An image file's array as float64 grayscale in [0, 1] (integers scaled by their dtype's
+    maximum, RGBA composed on white, RGB by luminance)."""
+    from skimage import color
+
     image = np.asarray(image)
     if image.dtype == bool:
         image = image.astype(np.float64)

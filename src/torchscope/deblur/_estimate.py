@@ -123,7 +123,7 @@ def _prepare(image, kernel_size, method, iterations, kernel_cut):
     kernel_size = check_int("kernel_size", kernel_size, 3, odd=True)
     check_choice("method", method, METHODS)
     iterations = check_int("iterations", iterations, 1)
-    check_real("kernel_cut", kernel_cut, 0, 1, high_open=True, type_error=ValueError)
+    kernel_cut = check_real("kernel_cut", kernel_cut, 0, 1, high_open=True, type_error=ValueError)
     h, w = img.shape[-2:]
     if min(h, w) < 2 * kernel_size:
         raise ValueError(f"image of shape {img.shape} is too small for kernel_size="
@@ -132,7 +132,7 @@ def _prepare(image, kernel_size, method, iterations, kernel_cut):
     if img.ndim == 3 and img.shape[0] == 0:
         raise ValueError("image is an empty stack of patches.")
     scaled, _, _ = unit_range(img) if img.ndim == 2 else _unit_range_stack(img)
-    return scaled, kernel_size, iterations
+    return scaled, kernel_size, iterations, kernel_cut
 
 
 def _unit_range_stack(stack):
@@ -523,9 +523,10 @@ def iterate(image, kernel_size, *, method="dark_channel", iterations=3, kernel_c
     every pyramid level (``levels * iterations`` snapshots). The last snapshot's ``kernel``
     is :func:`estimate_kernel`'s result. Stop early by leaving the loop.
     """
-    y, kernel_size, iterations = _prepare(image, kernel_size, method, iterations, kernel_cut)
+    y, kernel_size, iterations, kernel_cut = _prepare(image, kernel_size, method, iterations,
+                                                      kernel_cut)
     dev = get_device(device)
-    return _snapshots(y, kernel_size, method, iterations, float(kernel_cut), dev)
+    return _snapshots(y, kernel_size, method, iterations, kernel_cut, dev)
 
 
 def _snapshots(y, kernel_size, method, iterations, kernel_cut, dev):

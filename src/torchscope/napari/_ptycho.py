@@ -436,8 +436,8 @@ class PtychoWidget(Container):
     ``energy_ev``, ``distance_m``, ``detector_pixel_um``, ``detector_px``, ``probe_kind``,
     ``probe_diameter_px``, ``probe_modes``, ``step_px``, ``jitter_px``, ``photons``, ``seed``;
     the reconstruction ``engine``, ``modes``, ``alpha_obj``, ``alpha_probe``, ``beta``,
-    ``gamma``, ``iterations``, ``every``, ``refinement``, ``finish``, ``device``. Methods do what the
-    buttons do: :meth:`open_file`, :meth:`simulate`, :meth:`run`, :meth:`pause`,
+    ``gamma``, ``iterations``, ``every``, ``refinement``, ``finish``, ``device``. Methods do
+    what the buttons do: :meth:`open_file`, :meth:`simulate`, :meth:`run`, :meth:`pause`,
     :meth:`stop`, :meth:`resume` (Continue), :meth:`save`.
     """
 

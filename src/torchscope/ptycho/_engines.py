@@ -859,7 +859,8 @@ def _prepare(data, *, engine, modes, alpha_obj, alpha_probe, beta, gamma, probe,
     options = dict(engine=engine, modes=modes, **opts, position_refinement=position_refinement,
                    refine_step=refine_step, refine_start=refine_start, batch_size=batch_size,
                    momentum=engine_obj.momentum, orthogonalize_every=orthogonalize_every,
-                   finish=finish, seed=seed, device=device_name(engine_obj.dev), obj_shape=engine_obj.obj_shape)
+                   finish=finish, seed=seed, device=device_name(engine_obj.dev),
+                   obj_shape=engine_obj.obj_shape)
     return engine_obj, options
 
 
