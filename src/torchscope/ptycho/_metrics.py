@@ -207,9 +207,15 @@ def object_error(reconstructed, truth, roi=None, *, upsample=100, device=None):
     # Both are correlated without their means over roi: the constant part (an amplitude near
     # one, say) would correlate into a broad plateau shaped by roi, whose top need not be where
     # the details match.
-    centred = ((tru - tru[mask].mean()) * w, rec - rec[mask].mean())
+    # The reconstruction is correlated whole and also inside roi alone: outside roi it may
+    # hold anything (at low dose the scan's weakly lit rim is large noise, which can outweigh
+    # the details inside and put every strong peak of the whole correlation far off); inside
+    # roi alone the peak leans towards zero shift, but it is a start the refinement moves on.
+    truth_c, rec_c = (tru - tru[mask].mean()) * w, rec - rec[mask].mean()
+    candidates = np.concatenate([_shift_candidates(truth_c, moving, upsample, device)
+                                 for moving in (rec_c, rec_c * w)])
     trials = []
-    for shift in _shift_candidates(*centred, upsample, device):
+    for shift in candidates:
         image = _apply_ramp(rec, _ramp_frequency(_translate(rec, shift), tru, w, upsample, device))
         trials.append((error_at(image, shift), tuple(shift), image))
     _, shift0, rec = min(trials, key=lambda trial: trial[0])
