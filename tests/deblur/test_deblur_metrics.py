@@ -97,6 +97,18 @@ def test_error_ratio_finds_quarter_pixel_shifts(rng):
     assert error_ratio(moved, exact, sharp, max_shift=4) < 1.0
 
 
+def test_error_ratio_does_not_depend_on_a_common_offset_and_is_inf_for_an_exact_reference(rng):
+    sharp = gaussian_filter(rng.random((200, 200)), 2)
+    a = sharp + 0.001 * rng.standard_normal(sharp.shape)
+    b = sharp + 0.002 * rng.standard_normal(sharp.shape)
+    base = error_ratio(a, b, sharp)
+    assert 0.2 < base < 0.3  # about (0.001 / 0.002) ** 2
+    for offset in (1e4, 1e5):  # the SSD's three terms once cancelled to rounding here (0.0)
+        assert error_ratio(a + offset, b + offset, sharp + offset) == pytest.approx(base, rel=1e-6)
+    # a restoration with the true kernel that is exact leaves no error: the ratio is inf
+    assert error_ratio(a, sharp.copy(), sharp) == np.inf
+
+
 def test_error_ratio_errors(rng):
     a = rng.random((40, 40))
     with pytest.raises(ValueError, match="one shape"):

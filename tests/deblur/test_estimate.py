@@ -67,7 +67,7 @@ def test_iterate_yields_the_coarse_to_fine_states():
     assert levels == 3 and len(snaps) == levels * 2
     assert [s.kernel.shape[0] for s in snaps[::2]] == [7, 9, 11]
     progress = [s.progress for s in snaps]
-    assert progress == sorted(progress) and progress[-1] == pytest.approx(1.0)
+    assert progress == sorted(progress) and progress[-1] == 1.0  # exactly: a widget may test it
     assert snaps[-1].latent.shape == patch.shape
     np.testing.assert_allclose(snaps[-1].kernel, estimate_kernel(patch, 11, iterations=2,
                                                                  device="cpu"), atol=1e-6)

@@ -4,7 +4,14 @@ import numpy as np
 import pytest
 from test_estimate import strong_edges
 
-from torchscope.deblur import Deblurred, blur, deblur, kernel_similarity, motion_kernel
+from torchscope.deblur import (
+    Deblurred,
+    blur,
+    deblur,
+    estimate_kernel,
+    kernel_similarity,
+    motion_kernel,
+)
 
 
 def _scene():
@@ -55,3 +62,17 @@ def test_errors(rng):
         deblur(image, 5, deconvolution="tv")
     with pytest.raises(ValueError, match="kernel_size"):
         deblur(image, 4)
+    # the auto region's size, not a box the user never gave, is named (before any scoring)
+    with pytest.raises(ValueError, match="size=228 regions are too small for kernel_size=121"):
+        deblur(rng.random((300, 300)), 121, scorer="variance")
+    with pytest.raises(ValueError, match="looks like a colour image"):
+        estimate_kernel(rng.random((60, 60, 3)), 5)
+    with pytest.raises(ValueError, match="rng is an option of scorer='random'"):
+        deblur(rng.random((300, 300)), 5, scorer="variance", size=64, rng=1)
+
+
+def test_random_region_is_seeded(rng):
+    image = rng.random((200, 200))
+    boxes = {deblur(image, 5, scorer="random", size=64, rng=3, deconvolution="wiener").region
+             for _ in range(2)}
+    assert len(boxes) == 1

@@ -23,7 +23,7 @@ from torchscope.deblur._checks import (
     check_kernel,
     check_real,
     float_dtype,
-    unit_range,
+    working_range,
 )
 
 DECONVOLUTION_METHODS = ("hyper_laplacian", "wiener", "richardson_lucy")
@@ -155,7 +155,7 @@ def deconvolve(image, kernel, *, method="hyper_laplacian", balance=None, iterati
     import torch
 
     out_dtype = float_dtype(img)
-    scaled, offset, scale = unit_range(img)
+    scaled, offset, scale = working_range(img)
     dtype = compute_dtype(out_dtype, device)
     y = to_tensor(scaled, device=device, dtype=dtype)
     y = y.permute(2, 0, 1) if y.ndim == 3 else y[None]

@@ -66,7 +66,7 @@ from torchscope.deblur._checks import (
     check_choice,
     check_int,
     check_real,
-    unit_range,
+    working_range,
 )
 
 METHODS = ("dark_channel", "l0")
@@ -125,19 +125,24 @@ def _prepare(image, kernel_size, method, iterations, kernel_cut):
     iterations = check_int("iterations", iterations, 1)
     kernel_cut = check_real("kernel_cut", kernel_cut, 0, 1, high_open=True, type_error=ValueError)
     h, w = img.shape[-2:]
+    if img.ndim == 3 and img.shape[-1] in (3, 4) and min(img.shape[:2]) >= 2 * kernel_size:
+        raise ValueError(f"image of shape {img.shape} looks like a colour image; kernels are "
+                         "estimated on grayscale images (h, w) or stacks of patches (N, h, w): "
+                         "pass its luminance (skimage.color.rgb2gray), or use deblur(), which "
+                         "does.")
     if min(h, w) < 2 * kernel_size:
         raise ValueError(f"image of shape {img.shape} is too small for kernel_size="
                          f"{kernel_size}: each side must be at least 2 * kernel_size = "
                          f"{2 * kernel_size} pixels.")
     if img.ndim == 3 and img.shape[0] == 0:
         raise ValueError("image is an empty stack of patches.")
-    scaled, _, _ = unit_range(img) if img.ndim == 2 else _unit_range_stack(img)
+    scaled, _, _ = working_range(img) if img.ndim == 2 else _working_range_stack(img)
     return scaled, kernel_size, iterations, kernel_cut
 
 
-def _unit_range_stack(stack):
+def _working_range_stack(stack):
     # one scale for the whole stack (patches of one image keep their relative contrast)
-    scaled, offset, scale = unit_range(stack.reshape(stack.shape[0], -1))
+    scaled, offset, scale = working_range(stack.reshape(stack.shape[0], -1))
     return scaled.reshape(stack.shape), offset, scale
 
 
@@ -504,7 +509,7 @@ def _run(y, kernel_size, method, iterations, kernel_cut):
             final = index == len(levels) - 1 and it == iterations - 1
             if final:
                 k = _finish(_centre(k))
-            yield index + 1, len(levels), it + 1, done / total, k, latent
+            yield index + 1, len(levels), it + 1, 1.0 if final else done / total, k, latent
         if index < len(levels) - 1:
             k = _normalise(_centre(k).clamp_min(0))
 

@@ -70,6 +70,11 @@ def ssd_up_to_shift(image, reference, *, max_shift=15, step=0.25):
     ref = np.asarray(reference, dtype=np.float64)
     ny, nx = a.shape
     c = max_shift
+    # the SSD is computed as energy - 2 cross + sum r^2: remove a common offset first (the
+    # differences, and bilinear samples of a constant, do not change), or an image far from
+    # zero loses the differences to rounding
+    offset = ref[c:ny - c, c:nx - c].mean()
+    a, ref = a - offset, ref - offset
     r = ref[c:ny - c, c:nx - c]
     h, w = r.shape
     n_sub = round(1.0 / step)
@@ -95,7 +100,14 @@ def ssd_up_to_shift(image, reference, *, max_shift=15, step=0.25):
     ssd[1:, :, -1, :] = np.inf
     ssd[:, 1:, :, -1] = np.inf
     iy, ix, dy, dx = np.unravel_index(np.argmin(ssd), ssd.shape)
-    return max(float(ssd[iy, ix, dy, dx]), 0.0), (dy - c + f[iy], dx - c + f[ix])
+    best = float(ssd[iy, ix, dy, dx])
+    # the three terms cancel to rounding where the images agree exactly: that is an SSD of 0
+    rounding = _CANCELLATION * (float(energy[iy * n_sub + ix, dy, dx]) + float((r ** 2).sum()))
+    return (best if best > rounding else 0.0), (dy - c + f[iy], dx - c + f[ix])
+
+
+#: Relative size of the rounding left when the SSD's three terms cancel (about 50 float64 eps)
+_CANCELLATION = 1e-14
 
 
 def _good(n):

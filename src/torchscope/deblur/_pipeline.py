@@ -12,6 +12,7 @@ from torchscope.deblur._checks import (
     float_dtype,
     to_gray,
     unit_range,
+    working_range,
 )
 from torchscope.deblur._deconvolve import DECONVOLUTION_METHODS, deconvolve
 from torchscope.deblur._estimate import METHODS, estimate_kernel
@@ -55,7 +56,7 @@ def _check_region(region, shape, kernel_size):
 
 
 def deblur(image, kernel_size, *, region="auto", scorer="cnn", size=228, method="dark_channel",
-           deconvolution="hyper_laplacian", device=None):
+           deconvolution="hyper_laplacian", rng=None, device=None):
     """Blind deblurring from one good region: estimate the kernel there, deconvolve everything.
 
     Parameters
@@ -77,6 +78,8 @@ def deblur(image, kernel_size, *, region="auto", scorer="cnn", size=228, method=
         Kernel estimation, see :func:`estimate_kernel`.
     deconvolution : {"hyper_laplacian", "wiener", "richardson_lucy"}, optional
         Non-blind deconvolution of the whole image, see :func:`deconvolve`.
+    rng : None, int or numpy.random.Generator, optional
+        Seed of ``scorer="random"`` (the only scorer that takes one).
     device : None, str or torch.device, optional
         Where to compute (default: CUDA, then MPS, then the CPU).
 
@@ -95,16 +98,21 @@ def deblur(image, kernel_size, *, region="auto", scorer="cnn", size=228, method=
         if region == "auto":
             check_choice("scorer", scorer, SCORERS)
             size = check_int("size", size, 8)
+            if size < 2 * kernel_size <= min(shape):  # checked before the scoring's cost
+                raise ValueError(
+                    f"size={size} regions are too small for kernel_size={kernel_size}: their "
+                    f"sides must be at least {2 * kernel_size} pixels; use a larger size or "
+                    "region='whole'.")
         if region == "whole" or size > min(shape):
             box = (0, 0) + tuple(shape)
         else:
-            best = score_regions(img, size=size, scorer=scorer, device=device).top(1)
+            best = score_regions(img, size=size, scorer=scorer, rng=rng, device=device).top(1)
             box = tuple(int(v) for v in best.boxes[0])
         box = _check_region(box, shape, kernel_size)
     else:
         box = _check_region(region, shape, kernel_size)
     row, col, h, w = box
-    gray = to_gray(unit_range(img)[0])
+    gray = to_gray(working_range(img)[0])
     kernel = estimate_kernel(gray[row:row + h, col:col + w], kernel_size, method=method,
                              device=device)
     restored = deconvolve(img, kernel, method=deconvolution, device=device)

@@ -31,7 +31,7 @@ from torchscope.deblur._checks import (
     check_real,
     check_rng,
     to_gray,
-    unit_range,
+    working_range,
 )
 
 SCORERS = ("cnn", "variance", "edges", "random")
@@ -236,7 +236,7 @@ def score_regions(image, *, size=228, stride=20, scorer="cnn", weights=None, rng
     if size > min(shape):
         raise ValueError(f"size={size} does not fit into the image of shape {shape}; "
                          f"use a size of at most {min(shape)} pixels.")
-    gray = to_gray(unit_range(img)[0])
+    gray = to_gray(working_range(img)[0])
     boxes = grid_boxes(shape, size, stride)
     if scorer == "variance":
         scores = variance_scores(gray, boxes)

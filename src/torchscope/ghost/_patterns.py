@@ -73,7 +73,7 @@ def pattern_indices(n, order):
 def n_patterns(ratio, total):
     """Number of patterns for a sampling ``ratio`` of ``total`` (validated)."""
     ratio = check_real("ratio", ratio, 0, 1, low_open=True)
-    return max(1, int(round(ratio * total)))
+    return max(1, round(ratio * total))
 
 
 def hadamard_patterns(n, *, ratio=1.0, order="zigzag", kind="binary"):
