@@ -1,5 +1,7 @@
 """cnr_curve (the paper's Fig. 2(j)), modulation_depth='estimate', and the plan cache."""
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -27,7 +29,7 @@ def test_cnr_curve_shapes_growth_and_seed():
     obj = _letters(32)
     p = hadamard_patterns(32, ratio=0.25)
     counts = [32, 64, 128, 256]
-    opts = dict(modulation_depth=0.8, mask_error=0.03, photons=1000, rng=3)
+    opts = {"modulation_depth": 0.8, "mask_error": 0.03, "photons": 1000, "rng": 3}
     curve = cnr_curve(obj, p, counts=counts, **opts)
     assert isinstance(curve, CNRCurve)
     assert curve.methods == ("gi", "dgi", "tv")
@@ -47,8 +49,11 @@ def test_cnr_curve_shapes_growth_and_seed():
 def test_cnr_curve_defaults_and_errors():
     obj = _letters(16)
     p = hadamard_patterns(16, ratio=0.5)
-    curve = cnr_curve(obj, p, methods=["pinv"], reconstruct_options={"lam": 0.05})
-    assert curve.methods == ("pinv",) and curve.cnr.shape == (1, curve.counts.size)
+    # each method gets the options it takes (gi no rcond)
+    curve = cnr_curve(obj, p, methods=["pinv", "gi"], reconstruct_options={"rcond": 1e-6})
+    assert curve.methods == ("pinv", "gi") and curve.cnr.shape == (2, curve.counts.size)
+    with pytest.raises(TypeError, match=r"\['iteration', 'lamda'\] are options of none"):
+        cnr_curve(obj, p, methods=["tv"], reconstruct_options={"iteration": 1, "lamda": 5.0})
     assert curve.counts[-1] == 128 and curve.counts.size == 8
     with pytest.raises(ValueError, match="counts"):
         cnr_curve(obj, p, counts=[1, 500])
@@ -103,3 +108,24 @@ def test_plan_cache_sees_in_place_edits():
     assert not np.allclose(slow, fast, atol=1e-4)
     with pytest.raises(ValueError, match="basis='hadamard'"):
         reconstruct(b, q, method="pinv", basis="hadamard")
+
+
+def test_plan_cache_sees_an_open_pixel_moved_in_place():
+    """The hardest single edit for a weighted-sum fingerprint: an open pixel of one mask moved,
+    in place, to the pixel whose weight is nearest its own (random real weights let such moves
+    through at 64 x 64: the stale Hadamard plan gave an image 0.33 off)."""
+    from torchscope.ghost import _plan
+
+    obj = _letters(64)
+    p = hadamard_patterns(64, ratio=0.05)
+    reconstruct(simulate_buckets(obj, p), p, method="pinv")  # cached as Hadamard
+    v = next(w for (size, _), w in _plan._FP_VECTORS.items() if size == 64 * 64).numpy()
+    row = p[5].reshape(-1)  # a view: edits go into p itself
+    order = np.argsort(v)
+    a, b = next((a, b) for a, b in itertools.pairwise(order) if row[a] != row[b])
+    i, j = (a, b) if row[a] == 1 else (b, a)
+    row[i], row[j] = 0.0, 1.0
+    buckets = simulate_buckets(obj, p)
+    moved = reconstruct(buckets, p, method="pinv")
+    expected = np.linalg.lstsq(p.reshape(len(p), -1).astype(np.float64), buckets, rcond=None)[0]
+    np.testing.assert_allclose(moved.ravel(), expected, atol=1e-4)

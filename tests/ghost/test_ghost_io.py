@@ -84,8 +84,8 @@ def test_load_names_what_is_wrong(tmp_path, data):
     with pytest.raises(FileNotFoundError):
         ghost.load_measurement(tmp_path / "none.npz")
     (tmp_path / "junk.npz").write_bytes(b"not a zip file")
-    with pytest.raises(ValueError, match="not a readable .npz"):
-        ghost.load_measurement(tmp_path / "junk.npz")
+    with pytest.raises(ValueError, match=r"not an \.npz file \(numpy's zip archive"):
+        ghost.load_measurement(tmp_path / "junk.npz")  # not numpy's guess at pickled data
     np.savez(tmp_path / "nop.npz", buckets=b)
     with pytest.raises(ValueError, match=r"no 'patterns' array.*\['buckets'\]"):
         ghost.load_measurement(tmp_path / "nop.npz")

@@ -68,7 +68,7 @@ def test_blur_keeps_the_total_of_open_masks_and_smooths_edges(obj):
 
 def test_same_seed_same_result(obj):
     p = hadamard_patterns(16, ratio=0.25)
-    kw = dict(modulation_depth=0.8, mask_error=0.03, blur=0.5, photons=100, read_noise=1.0)
+    kw = {"modulation_depth": 0.8, "mask_error": 0.03, "blur": 0.5, "photons": 100, "read_noise": 1.0}
     a = simulate_buckets(obj, p, rng=7, **kw)
     np.testing.assert_array_equal(a, simulate_buckets(obj, p, rng=7, **kw))
     assert not np.array_equal(a, simulate_buckets(obj, p, rng=8, **kw))
@@ -77,11 +77,11 @@ def test_same_seed_same_result(obj):
 @pytest.mark.parametrize(
     "kwargs,match",
     [
-        (dict(modulation_depth=0.0), "modulation_depth"),
-        (dict(modulation_depth=1.2), "modulation_depth"),
-        (dict(mask_error=-0.1), "mask_error"),
-        (dict(photons=0), "photons"),
-        (dict(read_noise=-1), "read_noise"),
+        ({"modulation_depth": 0.0}, "modulation_depth"),
+        ({"modulation_depth": 1.2}, "modulation_depth"),
+        ({"mask_error": -0.1}, "mask_error"),
+        ({"photons": 0}, "photons"),
+        ({"read_noise": -1}, "read_noise"),
     ],
 )
 def test_bad_arguments(obj, kwargs, match):

@@ -79,12 +79,12 @@ def test_ratio_gives_pattern_count(n, ratio, m):
 @pytest.mark.parametrize(
     "kwargs,match",
     [
-        (dict(n=6), "power of two"),
-        (dict(n=2), "power of two"),
-        (dict(n=8, ratio=0.0), "ratio"),
-        (dict(n=8, ratio=1.5), "ratio"),
-        (dict(n=8, order="hilbert"), "order"),
-        (dict(n=8, kind="ternary"), "kind"),
+        ({"n": 6}, "power of two"),
+        ({"n": 2}, "power of two"),
+        ({"n": 8, "ratio": 0.0}, "ratio"),
+        ({"n": 8, "ratio": 1.5}, "ratio"),
+        ({"n": 8, "order": "hilbert"}, "order"),
+        ({"n": 8, "kind": "ternary"}, "kind"),
     ],
 )
 def test_bad_arguments(kwargs, match):
@@ -104,7 +104,7 @@ def test_speckle_patterns():
     assert not np.array_equal(p, speckle_patterns(32, 20, grain=4.0, rng=2))
     # coarser grain: fewer open/closed transitions between neighbours
     fine = speckle_patterns(32, 20, grain=1.0, rng=1)
-    edges = lambda q: np.abs(np.diff(q, axis=-1)).mean()  # noqa: E731
+    edges = lambda q: np.abs(np.diff(q, axis=-1)).mean()
     assert edges(p) < 0.5 * edges(fine)
     with pytest.raises(ValueError, match="grain"):
         speckle_patterns(8, 2, grain=-1)

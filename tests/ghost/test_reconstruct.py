@@ -6,6 +6,7 @@ import pytest
 from torchscope.ghost import (
     Snapshot,
     cnr,
+    estimate_modulation_depth,
     hadamard_patterns,
     iterate,
     reconstruct,
@@ -157,6 +158,42 @@ def test_errors():
     for _ in range(2):  # checked by the plan, which is never cached for such a set
         with pytest.raises(ValueError, match="zero everywhere"):
             reconstruct(b, np.zeros_like(p))
+
+
+@pytest.mark.parametrize("dark", ["complementary", "dark_frame"])
+def test_an_all_opaque_mask_gives_the_least_squares_image_not_nan(dark):
+    """An all-zero mask is a uniform Hadamard row with weight 0: it says nothing about the
+    object's total (a negative-polarity etch, 1 - H, has it first; so does a dark frame put in
+    place of the open mask). The fast frame divided by its zero weight: every pixel NaN."""
+    obj = _shapes(32)
+    p = hadamard_patterns(32, ratio=0.25)
+    if dark == "complementary":
+        p = 1 - p
+    else:
+        p = p.copy()
+        p[0] = 0
+    b = simulate_buckets(obj, p)
+    expected = np.linalg.lstsq(p.reshape(len(p), -1).astype(np.float64), b, rcond=None)[0]
+    for method in ("pinv", "tv", "mwcnn"):
+        x = reconstruct(b, p, method=method)
+        assert np.isfinite(x).all(), method
+    np.testing.assert_allclose(reconstruct(b, p, method="pinv").ravel(), expected, atol=1e-5)
+
+
+def test_edge_cases_of_options_and_stacks():
+    p = hadamard_patterns(64, ratio=0.1875)
+    b = simulate_buckets(_shapes(64), p)
+    # lam=0 is TV without TV: the least-squares image it starts from (0 / 0 gave NaN)
+    np.testing.assert_allclose(reconstruct(b, p, method="tv", lam=0),
+                               reconstruct(b, p, method="pinv"), atol=1e-6)
+    # an empty stack gives an empty stack of images with every linear method and mwcnn
+    for method in ("gi", "pinv", "mwcnn"):
+        assert reconstruct(np.zeros((0, len(p))), p, method=method).shape == (0, 64, 64)
+    with pytest.raises(TypeError, match="rcond must be a real number"):
+        reconstruct(b, p, method="pinv", basis="general", rcond="1e-3")
+    for bad in (np.nan, np.inf):
+        with pytest.raises(ValueError, match="NaN or infinite"):
+            estimate_modulation_depth(np.where(np.arange(len(b)) == 0, bad, b), p)
 
 
 def test_a_plan_keeps_what_depends_on_d_r_for_the_latest_values_only():

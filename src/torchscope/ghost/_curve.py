@@ -85,6 +85,10 @@ def cnr_curve(obj, patterns, *, methods=("gi", "dgi", "tv"), counts=None, object
     if mask.dtype != bool or mask.shape != o.shape:
         raise ValueError("object_mask must be a bool array of the object's shape.")
     options = dict(reconstruct_options or {})
+    unknown = sorted(set(options) - set().union(*(_OPTIONS[m] for m in methods)))
+    if unknown:  # each method takes its own options; one that none of them takes is a typo
+        raise TypeError(f"reconstruct_options {unknown} are options of none of the methods "
+                        f"{tuple(methods)}.")
     depth = simulate_options.get("modulation_depth", 1.0)
     if isinstance(depth, numbers.Real):
         options.setdefault("modulation_depth", depth)

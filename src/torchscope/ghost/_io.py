@@ -154,6 +154,9 @@ def _open_npz(path):
     except FileNotFoundError:
         raise
     except (zipfile.BadZipFile, ValueError, OSError, EOFError) as error:
+        if not zipfile.is_zipfile(path):  # numpy then guesses at .npy or pickled data
+            raise ValueError(f"{path}: not an .npz file (numpy's zip archive of arrays)."
+                             ) from None
         raise ValueError(f"{path}: not a readable .npz measurement file ({error}).") from None
 
 

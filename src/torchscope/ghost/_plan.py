@@ -24,6 +24,8 @@ import threading
 
 import numpy as np
 
+from torchscope.backend import check_real
+
 _CACHE = collections.OrderedDict()
 _CACHE_SIZE = 8
 #: a plan keeps what depends on ``D_r`` for this many of the latest values (with
@@ -34,7 +36,14 @@ _FP_VECTORS = {}
 
 
 def _fingerprint(p2):
-    """Row-wise weighted sums of the flattened patterns with a fixed random vector.
+    """Row-wise weighted sums of the flattened patterns with a fixed random permutation of the
+    integers 1 to N as weights.
+
+    Integer weights make the sums of 0/1 masks exact while they stay below 2**24 in float32
+    (N <= 5792, so up to 64 x 64; always in float64): any single edit of such a set, a flipped
+    pixel or an open pixel moved elsewhere, changes a sum by a non-zero integer and gives a new
+    plan. (Random real weights missed moves between two pixels whose weights differed by less
+    than the sum's rounding.) Combined edits can still cancel, and larger float32 sets round.
 
     Computed by torch on the CPU (zero-copy for float32/float64 input), not numpy: mixing
     numpy's OpenBLAS thread pool with torch's on a small CPU makes both spin (10+ ms).
@@ -47,7 +56,7 @@ def _fingerprint(p2):
     dt = torch.float32 if p2.dtype == np.float32 else torch.float64
     v = _FP_VECTORS.get((size, dt))
     if v is None:
-        v = torch.as_tensor(np.random.default_rng(20240603).random(size) + 0.5).to(dt)
+        v = torch.as_tensor(np.random.default_rng(20240603).permutation(size) + 1.0).to(dt)
         _FP_VECTORS[(size, dt)] = v
     return (to_tensor(p2, device="cpu", dtype=dt) @ v).numpy()
 
@@ -210,13 +219,14 @@ class HadamardFrame:
     """``W x = c`` with ``W`` the measured rows ``h_k / sqrt(N)``: projections as ``H C H``."""
 
     @staticmethod
-    def constants(plan, k, c):
+    def constants(plan, k, c, tol):
         """What the frame needs of the masks alone (cached per plan, depth, device, dtype):
-        the open masks' rows and weights, the divisor of each coefficient, the measured set."""
+        the uniform masks' rows and weights (those that transmit: above ``tol``), the divisor
+        of each coefficient, the measured set."""
         import torch
 
         n = plan.shape[0]
-        dc = torch.nonzero(k == 0)[:, 0]
+        dc = torch.nonzero((k == 0) & (c.abs() > tol))[:, 0]
         c_dc = c[dc]
         den = torch.zeros(plan.size, dtype=c.dtype, device=c.device).index_add_(0, k, c * c)
         measured = den > 0
@@ -280,15 +290,16 @@ def make_frame(plan, b, depth, basis, rcond):
         k, a, c = plan.effective_hadamard(depth, dev, dtype)
 
         def usable():  # whether the masks allow the fast frame, and its constants
-            if bool((k == 0).any()) or not bool((a.abs() > 1e-6 * c.abs().amax()).any()):
-                return HadamardFrame.constants(plan, k, c)
+            tol = 1e-6 * c.abs().amax()
+            uniform = (k == 0) & (c.abs() > tol)  # an all-zero (all-opaque) mask is no help
+            if bool(uniform.any()) or not bool((a.abs() > tol).any()):
+                return HadamardFrame.constants(plan, k, c, tol)
             return None  # masks with an offset but no open (uniform) mask: solved densely
 
         const = plan.cached("hadamard frame", dev, dtype, usable, depth=depth)
         if const is not None:
             return HadamardFrame(plan, b, k, a, c, const)
-    if not 0 <= rcond < 1:
-        raise ValueError(f"rcond={rcond!r}: expected a relative cut-off in [0, 1).")
+    rcond = check_real("rcond", rcond, 0, 1, high_open=True)  # a relative cut-off
 
     def svd():
         alpha, beta = plan.affine(depth)

@@ -6,8 +6,8 @@ Every method works on a flattened system ``b = A x``: ``A`` is the ``(M, N)`` ma
 ``pinv`` and ``tv`` first reduce the system to an orthonormal frame ``W x = c`` (``W`` with
 orthonormal rows, ``W W^T = I``) that has the same least-squares solutions:
 
-- Hadamard patterns (rows ``a_r + c_r h_k`` of a Sylvester matrix, recognised exactly, or
-  trusted with ``basis="hadamard"``): ``W`` holds the measured rows ``h_k / sqrt(N)``, and
+- Hadamard patterns (rows ``a_r + c_r h_k`` of a Sylvester matrix, always recognised exactly;
+  ``basis="hadamard"`` requires them): ``W`` holds the measured rows ``h_k / sqrt(N)``, and
   ``W x`` is a fast Walsh-Hadamard transform (``O(N log N)``, no matrix).
 - Any other patterns: a thin SVD ``A = U S V^T`` gives ``W = V_r^T``, ``c = S_r^{-1} U_r^T b``
   over the singular values above ``rcond * S_max``.
@@ -161,6 +161,8 @@ def estimate_modulation_depth(buckets, patterns):
     if b.ndim < 1 or b.shape[-1] != p.shape[0]:
         raise ValueError(f"buckets has shape {b.shape}; its last axis must have one value per "
                          f"pattern ({p.shape[0]}).")
+    if not np.isfinite(b).all():
+        raise ValueError("buckets contains NaN or infinite values.")
     return _estimate_depth(b.reshape(-1, p.shape[0]), get_plan(p))
 
 
@@ -217,7 +219,7 @@ def _tv_steps(frame, lam, iterations, every):
         d0[:, :-1].add_(xbar[:, 1:] - xbar[:, :-1], alpha=sigma)
         d1[:, :, :-1].add_(xbar[:, :, 1:] - xbar[:, :, :-1], alpha=sigma)
         torch.hypot(d0, d1, out=norm)
-        torch.maximum(norm, mu, out=norm)
+        torch.maximum(norm, mu, out=norm).clamp_min_(1e-30)  # lam=0: 0 / 0 where flat
         torch.div(mu, norm, out=norm)
         d0.mul_(norm)
         d1.mul_(norm)
@@ -323,7 +325,10 @@ def reconstruct(buckets, patterns, *, method="tv", device=None, **options):
             ``D_r`` of nominal masks: 0/1 patterns are taken as transmitting ``1 - D_r`` where
             they are 0 (differential ones as ``D_r * p``). All methods. ``"estimate"``: from
             the buckets, by :func:`estimate_modulation_depth` (0/1 masks including the open
-            one).
+            one), one value pooled over a stack. The buckets cannot tell ``D_r`` from the
+            image's corner: the estimate puts the corner of the result at the image's mean,
+            a blob there where the object's corner is far from it (docs/ghost.md); pass the
+            known ``D_r`` when it is known.
         basis : {None, "hadamard", "general"}
             ``None`` detects Hadamard patterns exactly (once per pattern set: the analysis is
             cached, keyed by a fingerprint of the whole array); ``"hadamard"`` requires them
@@ -387,4 +392,6 @@ def _refine_mwcnn(b, plan, depth, options):
     else:
         net = _mwcnn.user_model(model, plan.shape[0], b.device)
     frame = _frame(b, plan, depth, options)
+    if b.shape[0] == 0:  # an empty stack: an empty stack of images, as the other methods give
+        return frame.pinv()
     return _mwcnn.refine(net, frame.pinv(), frame.project)
