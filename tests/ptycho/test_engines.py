@@ -119,6 +119,26 @@ def test_recovers_the_truth(problem, engine, device):
     assert np.linalg.norm(q - c * p) / np.linalg.norm(q) < 0.1
 
 
+def test_masked_pixels_have_no_influence(problem):
+    """A beamstop over the central 3 x 3 pixels, behind which the file holds zeros (or
+    anything): the default start probe took its power from every pixel, so zeros there
+    starved it (object error 0.28 where the same data with the true values gave 0.02)."""
+    obj, _, _, data, roi = problem
+    mask = np.ones(data.patterns.shape[1:], bool)
+    c = data.patterns.shape[1] // 2
+    mask[c - 1:c + 2, c - 1:c + 2] = False
+    results = []
+    for fill in (None, 0.0, 1e9):
+        patterns = data.patterns.copy()
+        if fill is not None:
+            patterns[:, ~mask] = fill
+        masked = dataclasses.replace(data, patterns=patterns, mask=mask)
+        results.append(ptycho.reconstruct(masked, iterations=150, seed=0).obj)
+    for other in results[1:]:
+        np.testing.assert_array_equal(other, results[0])
+    assert ptycho.object_error(results[0], obj, roi) < 0.05
+
+
 def _textured_three_mode_problem(grid=5, step=4.0, photons=None):
     """A textured object (a smooth one probes the beam's mutual coherence over too short
     separations to tell the modes apart: many mode sets then fit the data equally well), a
@@ -394,6 +414,12 @@ def test_clear_errors(problem):
         ptycho.reconstruct(data, obj_shape=(40, 40))
     with pytest.raises(TypeError, match="PtychoData"):
         ptycho.reconstruct(data.patterns)
+    with pytest.raises(ValueError, match="patterns are zero everywhere"):  # not "probe is zero"
+        ptycho.reconstruct(dataclasses.replace(data, patterns=np.zeros_like(data.patterns)))
+    with pytest.raises(ValueError, match="seed must be an integer in"):  # not torch's overflow
+        ptycho.reconstruct(data, iterations=1, seed=2 ** 64)
+    with pytest.raises(ValueError, match="no window lights the object"):  # not all True
+        ptycho.lit_region(problem[1], problem[2] + 500, problem[0].shape)
     with pytest.raises(TypeError, match="every"):
         ptycho.reconstruct(data, every=2)
     with pytest.raises(ValueError, match="finish"):

@@ -111,6 +111,11 @@ def test_raster_positions_grid_jitter_and_integers():
     whole = ptycho.raster_positions(10, 10, jitter_px=2, integer=True, rng=1)
     assert np.all(whole == np.round(whole))
     assert set(np.unique(whole - np.round(ptycho.raster_positions(10, 10)))) <= {-2, -1, 0, 1, 2}
+    # whole pixels keep the step asked for, also where the grid falls on half pixels (numpy's
+    # rounding of halves to even made steps of 6, 4, 6 for 5 px)
+    for grid, step in ((4, 5), (4, 3), (2, 3), (5, 7)):
+        rows = np.unique(ptycho.raster_positions(grid, step, integer=True)[:, 0])
+        np.testing.assert_array_equal(np.diff(rows), step)
 
 
 def test_fermat_spiral_density():
@@ -135,3 +140,5 @@ def test_position_errors():
         ptycho.raster_positions(3, 1.0, jitter_px=-1)
     with pytest.raises(ValueError, match="n must"):
         ptycho.fermat_spiral_positions(0, 5.0)
+    with pytest.raises(ValueError, match="step_px must be a real number"):
+        ptycho.fermat_spiral_positions(5, (5, 7))  # one spacing, not a pair

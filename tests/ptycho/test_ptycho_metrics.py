@@ -72,6 +72,26 @@ def test_registers_a_reconstruction_scaled_against_its_unscanned_part(rng):
     assert ptycho.object_error(rec, truth, roi) == pytest.approx(expected, rel=0.1)
 
 
+def test_shift_and_ramp_are_fitted_together_on_a_small_region(rng):
+    """Over a small region (a 3 x 3 scan) a sub-pixel shift and a phase ramp of a smooth object
+    stand in for each other: with the ramp found once, at the first shift, an exact
+    translation scored 0.048."""
+    from scipy.ndimage import fourier_shift
+
+    f = np.fft.fftfreq(128)
+    blur = np.exp(-0.5 * (f[:, None] ** 2 + f[None, :] ** 2) * (2 * np.pi * 3) ** 2)
+
+    def smooth():
+        field = np.real(np.fft.ifft2(np.fft.fft2(rng.standard_normal((128, 128))) * blur))
+        return field / np.abs(field).max()
+
+    truth = (0.8 + 0.2 * smooth()) * np.exp(2j * smooth())  # smooth and periodic
+    moved = np.fft.ifft2(fourier_shift(np.fft.fft2(truth), (1.5, 2.5)))  # exact translation
+    roi = ptycho.lit_region(ptycho.make_probe(32, diameter_px=19),
+                            ptycho.raster_positions(3, 8), truth.shape)
+    assert ptycho.object_error(moved, truth, roi) < 0.01
+
+
 def test_measures_real_differences(truth, roi, rng):
     noise = 0.03 * (rng.standard_normal(truth.shape) + 1j * rng.standard_normal(truth.shape))
     expected = np.sqrt(np.sum(np.abs(noise[roi]) ** 2) / np.sum(np.abs(truth[roi]) ** 2))

@@ -150,13 +150,25 @@ def _auto_obj_shape(positions, win, margin):
     return tuple(int(2 * math.ceil(reach[a] + win[a] / 2.0 + margin)) for a in range(2))
 
 
-def _default_probe(amplitudes, win):
-    """A flat soft disk of half the window's width, with the data's mean power."""
+def _default_probe(amplitudes, win, mask=None):
+    """A flat soft disk of half the window's width, with the data's mean power.
+
+    With a detector ``mask`` (valid pixels, in the layout of ``amplitudes``: zero frequency at
+    [0, 0]) only the valid pixels count: the power is the one for which the disk's far field
+    (the model's first prediction, the object starting flat) carries the data's mean power
+    on them. A beamstop behind which the file holds zeros, or anything else, then neither
+    starves nor steers the start.
+    """
     from torchscope.ptycho._probe import make_probe
 
     disk = make_probe(win, kind="disk", diameter_px=min(win) / 2.0, edge_px=2.0).astype(np.complex128)
-    power = float(np.mean(np.sum(amplitudes.astype(np.float64) ** 2, axis=(1, 2))))
-    return disk * math.sqrt(power)
+    intensity = amplitudes.astype(np.float64) ** 2
+    if mask is None:
+        return disk * math.sqrt(float(np.mean(np.sum(intensity, axis=(1, 2)))))
+    far = np.abs(np.fft.fft2(disk)) ** 2
+    seen = float(far[mask].sum() / far.sum())
+    valid = float(np.mean(np.sum(intensity * mask, axis=(1, 2))))
+    return disk * math.sqrt(valid / max(seen, 1e-12))
 
 
 def _add_modes(probe, modes):
@@ -258,7 +270,11 @@ class _Engine:
         self.amp_norm = self.amp.square().sum()
 
         if probe is None:
-            probe = _default_probe(amps, (ny, nx))
+            if not bool(self.amp.any()):
+                raise ValueError("the patterns are zero everywhere (on the valid pixels): there "
+                                 "is nothing to reconstruct.")
+            probe = _default_probe(amps, (ny, nx), None if self.mask is None else
+                                   self.mask.cpu().numpy())
         probe = _add_modes(check_probe(probe), modes)
         if probe.shape[1:] != (ny, nx):
             raise ValueError(f"probe has shape {probe.shape[1:]}, the patterns {(ny, nx)}")
@@ -822,7 +838,7 @@ def _prepare(data, *, engine, modes, alpha_obj, alpha_probe, beta, gamma, probe,
                           type_error=ValueError)
     orthogonalize_every = check_int("orthogonalize_every", orthogonalize_every, 1,
                                     type_error=ValueError)
-    seed = check_int("seed", seed, 0, allow_none=True, type_error=ValueError)
+    seed = check_int("seed", seed, 0, 2 ** 63 - 1, allow_none=True, type_error=ValueError)
     positions = np.ascontiguousarray(data.positions_px, dtype=np.float64)
     iteration0 = 0
     if start is not None:
@@ -992,8 +1008,9 @@ def reconstruct(data, *, iterations=100, engine="rpie", **options):
     Returns
     -------
     Result
-        The last snapshot, ``errors`` (the error of every iteration) and ``options`` (all
-        parameters, defaults resolved, for reproducibility).
+        The last snapshot, ``errors`` (the error of every iteration of this call: a run
+        continued with ``start=`` counts on in ``iteration``, its ``errors`` start again) and
+        ``options`` (all parameters, defaults resolved, for reproducibility).
     """
     iterations = check_int("iterations", iterations, 1, type_error=ValueError)
     if "every" in options:

@@ -1,5 +1,6 @@
 """Quality of a reconstruction: object error after removing what ptychography cannot determine."""
 
+import functools
 import math
 
 import numpy as np
@@ -52,6 +53,9 @@ def lit_region(probe, positions, shape, *, fraction=0.5):
         y1, x1 = min(cy + ny, shape[0]), min(cx + nx, shape[1])
         if y1 > y0 and x1 > x0:
             total[y0:y1, x0:x1] += power[y0 - cy:y1 - cy, x0 - cx:x1 - cx]
+    if not total.max() > 0:
+        raise ValueError(f"no window lights the object of shape {shape}: the positions lie "
+                         "outside it, or the probe is zero.")
     return total >= fraction * total.max()
 
 
@@ -129,6 +133,10 @@ def _shift_candidates(reference, moving, upsample, device, count=4, separation=3
     return shifts.cpu().numpy().astype(np.float64)
 
 
+#: Rounds of (shift, then ramp) refinement at most (see object_error)
+_REFITS = 5
+
+
 def object_error(reconstructed, truth, roi=None, *, upsample=100, device=None):
     """Normalised RMS error of a reconstructed object against the truth.
 
@@ -141,8 +149,10 @@ def object_error(reconstructed, truth, roi=None, *, upsample=100, device=None):
        registration, run on the product);
     2. the translation: the four strongest peaks of the cross-correlation of the truth inside
        ``roi`` with the reconstruction, each registered to sub-pixel precision, the ramp found
-       once more on each; the one with the smallest error below is refined by minimising it
-       (Nelder-Mead) and applied as a Fourier shift;
+       once more on each (with the reconstruction whole and cut to ``roi``); the one with the
+       smallest error below is refined by minimising it (Nelder-Mead) and applied as a
+       Fourier shift, and the ramp found again there, in turn while the error falls (over a
+       small region a sub-pixel shift and a ramp can stand in for each other);
     3. the complex factor: the least-squares one inside ``roi``.
 
     Then ``NRMSE = sqrt(sum_roi |truth - c reconstructed|^2 / sum_roi |truth|^2)``.
@@ -221,13 +231,24 @@ def object_error(reconstructed, truth, roi=None, *, upsample=100, device=None):
     _, shift0, rec = min(trials, key=lambda trial: trial[0])
     shift0 = np.array(shift0)
 
-    def error(shift):
-        return error_at(rec, shift)
-
     from scipy.optimize import minimize
 
+    # the shift refined on the error itself, then the ramp found again at that shift, in
+    # turn while the error falls: over a small region a sub-pixel shift and a phase ramp can
+    # stand in for each other, and the ramp found at the first shift held the error at 0.048
+    # for an exact translation of a smooth object (3 x 3 scan; 0.003 in turn)
     step = 0.25
-    simplex = np.array([shift0, shift0 + [step, 0.0], shift0 + [0.0, step]])
-    best = minimize(error, shift0, method="Nelder-Mead",
-                    options={"initial_simplex": simplex, "xatol": 1.0 / upsample, "fatol": 1e-9})
-    return float(min(best.fun, error(shift0)))
+    shift, err = shift0, error_at(rec, shift0)
+    for _ in range(_REFITS):
+        simplex = np.array([shift, shift + [step, 0.0], shift + [0.0, step]])
+        best = minimize(functools.partial(error_at, rec), shift, method="Nelder-Mead",
+                        options={"initial_simplex": simplex, "xatol": 1.0 / upsample,
+                                 "fatol": 1e-9})
+        if best.fun < err:
+            shift, err = best.x, float(best.fun)
+        refit = _apply_ramp(rec, _ramp_frequency(_translate(rec, shift), tru, w, upsample, device))
+        refit_err = error_at(refit, shift)
+        if not refit_err < err * (1 - 1e-3):
+            break
+        rec, err = refit, refit_err
+    return float(err)

@@ -8,7 +8,7 @@ from numbers import Integral, Real
 
 import numpy as np
 
-from torchscope.backend import check_int, check_rng
+from torchscope.backend import check_int, check_real, check_rng
 
 GOLDEN_ANGLE = math.pi * (3.0 - math.sqrt(5.0))
 
@@ -67,7 +67,7 @@ def raster_positions(grid, step_px, *, jitter_px=0.0, integer=False, rng=None):
     x = (np.arange(gx) - (gx - 1) / 2.0) * sx
     pos = np.stack(np.meshgrid(y, x, indexing="ij"), axis=-1).reshape(-1, 2)
     if integer:
-        pos = np.round(pos)
+        pos = np.floor(pos + 0.5)  # halves up: numpy's round-half-to-even made uneven steps
     if any(jitter):
         pos = pos + _jitter(len(pos), jitter, integer, rng)
     return pos
@@ -97,7 +97,7 @@ def fermat_spiral_positions(n, step_px, *, jitter_px=0.0, rng=None):
         Positions (y, x) in pixels from the object's centre, from the centre outwards.
     """
     n = check_int("n", n, 1, type_error=ValueError)
-    step = _pair("step_px", step_px)[0]
+    step = check_real("step_px", step_px, 0, low_open=True, type_error=ValueError)
     jitter = _pair("jitter_px", jitter_px, positive=False)
     k = np.arange(int(n), dtype=np.float64)
     radius = step / math.sqrt(math.pi) * np.sqrt(k)
