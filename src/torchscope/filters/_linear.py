@@ -236,7 +236,9 @@ def laplacian_of_gaussian(image, sigma, *, spacing=None, mode="reflect", truncat
         Standard deviation of the Gaussian, > 0 on every axis; in pixels or, with ``spacing``,
         in physical units.
     spacing : sequence of float, optional
-        Voxel size per axis; makes ``sigma`` physical.
+        Voxel size per axis; makes ``sigma`` physical, and the Laplacian too: each axis's
+        second derivative is taken per physical unit (divided by ``spacing**2``), so an
+        anisotropic stack gets the same response to the same curvature along every axis.
     mode : {"reflect", "nearest", "mirror", "wrap", "constant"}
         Border handling (default ``"reflect"``, as ``scipy.ndimage.gaussian_laplace``).
     truncate : float
@@ -251,9 +253,11 @@ def laplacian_of_gaussian(image, sigma, *, spacing=None, mode="reflect", truncat
 
     Notes
     -----
-    Equal, to float32 accuracy, to ``-scipy.ndimage.gaussian_laplace(image, sigma_pixels,
-    mode=mode, truncate=truncate)``: the sum over axes of the second derivative of the Gaussian
-    along that axis times the Gaussian along the others.
+    Without ``spacing``, equal to float32 accuracy to ``-scipy.ndimage.gaussian_laplace(image,
+    sigma, mode=mode, truncate=truncate)``: the sum over axes of the second derivative of the
+    Gaussian along that axis times the Gaussian along the others. With ``spacing`` each term is
+    divided by that axis's ``spacing**2`` (until 2026-12-07 it was not: the second derivatives
+    stayed per pixel, and a z spacing 4 times the xy one weighed curvature along z 16 times).
     """
     image = check_image(image)
     mode = check_mode(mode)
@@ -262,8 +266,10 @@ def laplacian_of_gaussian(image, sigma, *, spacing=None, mode="reflect", truncat
     if min(sigmas) <= 0:
         raise ValueError(f"sigma={sigma!r} must be > 0 on every axis for a Laplacian of Gaussian.")
     truncate = check_real("truncate", truncate, 0, low_open=True, type_error=ValueError)
+    # per pixel without spacing; per physical unit with it (d^2/dx^2 = d^2/di^2 / spacing^2)
+    units = (1.0,) * ndim if spacing is None else to_pixels(1.0, ndim, spacing, "spacing")
     smooth = [_gaussian_weights(s, truncate) for s in sigmas]
-    second = [_gaussian_weights(s, truncate, order=2) for s in sigmas]
+    second = [_gaussian_weights(s, truncate, order=2) * u * u for s, u in zip(sigmas, units)]
 
     def kernel(t):
         out = _new_output(t)
