@@ -75,7 +75,8 @@ def test_data_round_trip(tmp_path, scan, rng):
     positions, patterns = scan
     geometry = _geometry(patterns.shape[1:])
     mask = rng.random(patterns.shape[1:]) > 0.05
-    data = PtychoData(patterns, positions, geometry, mask=mask, metadata={"seed": 3})
+    metadata = {"seed": 3, "gain": np.float32(1.5), "frames": np.int64(7)}
+    data = PtychoData(patterns, positions, geometry, mask=mask, metadata=metadata)
     path = save(tmp_path / "data.cxi", data)
 
     back = load(path)
@@ -88,6 +89,7 @@ def test_data_round_trip(tmp_path, scan, rng):
     for name in ("energy_ev", "wavelength_m", "detector_distance_m", "detector_pixel_m"):
         assert getattr(back.geometry, name) == pytest.approx(getattr(geometry, name), rel=1e-12)
     assert back.metadata["seed"] == 3 and back.metadata["format"] == "cxi"
+    assert (back.metadata["gain"], back.metadata["frames"]) == (1.5, 7)  # numbers, not repr text
     assert not list(tmp_path.glob("*.part"))
 
 

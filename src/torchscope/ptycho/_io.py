@@ -657,7 +657,10 @@ def _write_translations(file, positions_px, geometry):
 
 
 def _json(value):
-    return json.dumps(value, default=lambda v: v.tolist() if isinstance(v, np.ndarray) else repr(v))
+    def plain(v):  # numpy arrays and scalars as their Python values; anything else as text
+        return v.tolist() if isinstance(v, (np.ndarray, np.generic)) else repr(v)
+
+    return json.dumps(value, default=plain)
 
 
 def _write_data(file, data):
