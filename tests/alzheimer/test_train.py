@@ -242,3 +242,53 @@ def test_evaluate_reports_model_and_baseline(trained, split):
 def test_evaluate_warns_on_training_subjects(trained, split):
     with pytest.warns(UserWarning, match="trained or validated on"):
         az.evaluate(trained, split.train)
+
+
+def test_slices_outside_the_unit_range_are_refused(trained, split):
+    """A raw uint8 slice (0 to 255) was classified with certainty, the opposite of the same
+    slice scaled to [0, 1]: the networks only know scaled slices."""
+    s = split.test.slices[0]
+    assert 0.0 <= az.predict(trained, s) <= 1.0
+    for raw in ((s * 255).astype(np.uint8), s * 1000.0, s - 0.5):
+        for call in (az.predict, az.reconstruct):
+            with pytest.raises(ValueError, match=r"scaled to \[0, 1\]: use normalise_slice"):
+                call(trained, raw)
+    assert az.predict(trained, az.normalise_slice((s * 255).astype(np.uint8))) == pytest.approx(
+        az.predict(trained, s), abs=0.02)
+    with pytest.raises(ValueError, match=r"Cohort: slices hold values from 0 to 255"):
+        dataclasses.replace(split.test, slices=(split.test.slices * 255).astype(np.uint8))
+
+
+def test_a_model_without_classifier_epochs_saves_standard_json(split, tmp_path):
+    untrained = az.train(split, seed=0, device="cpu", epochs_ae=1, epochs_clf=0,
+                         epochs_finetune=0, batch_size=4)
+    assert untrained.history["best"]["classifier"]["val_loss"] is None  # not inf
+    path = tmp_path / "m.safetensors"
+    az.save_model(path, untrained)
+    header_size = int.from_bytes(path.read_bytes()[:8], "little")
+    header = path.read_bytes()[8:8 + header_size].decode()
+
+    def refuse(constant):
+        raise ValueError(f"non-standard JSON constant {constant}")
+
+    for key in ("config", "history", "baseline"):  # strict parsers refuse Infinity and NaN
+        json.loads(json.loads(header)["__metadata__"][key], parse_constant=refuse)
+
+
+def test_clear_errors_for_seeds_subsets_and_slice_counts(split):
+    cohort = split.train
+    assert len(cohort.subset([])) == 0  # an empty list is a float array to numpy
+    with pytest.raises(ValueError, match="seed must be >= 0"):
+        az.phantom_cohort(4, seed=-3)
+    with pytest.raises(ValueError, match="seed must be >= 0"):
+        az.train(split, seed=-1, device="cpu", **FAST)
+    with pytest.raises(TypeError, match="seed must be None, a non-negative integer"):
+        az.subject_split(cohort, seed=-1)
+    with pytest.raises(ValueError, match="leaves the phantom's 176 axial slices"):
+        az.leakage_demo(3, slices_per_subject=200)
+    with pytest.raises(ValueError, match="fill must be a finite value"):
+        az.occlusion_map(az.load_model(az.demo_model_path()), az.phantom_cohort(
+            3, seed=5).slices[0], patch=88, stride=88, fill=float("nan"))
+    # scaled in float64: float32 first lost the contrast of large integers
+    np.testing.assert_array_equal(
+        az.normalise_slice(np.array([[10**8, 10**8 + 3]], np.int64)), [[0.0, 1.0]])

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from torchscope.alzheimer._io import _check_axis_index, normalise_slice
+from torchscope.alzheimer._io import _check_axis_index, check_unit_range, normalise_slice
 
 #: The clinical columns of OASIS-1's ``oasis_cross-sectional.csv``, in its order.
 OASIS_COLUMNS = ("ID", "M/F", "Hand", "Age", "Educ", "SES", "MMSE", "CDR", "eTIV", "nWBV",
@@ -73,6 +73,8 @@ class Cohort:
                 raise ValueError(f"Cohort: clinical[{name!r}] has {len(column)} rows, ids has {n}.")
         if self.slices.ndim != 3:
             raise ValueError(f"Cohort: slices must be (N, H, W), got shape {self.slices.shape}.")
+        if len(self.slices):
+            check_unit_range(self.slices, "Cohort: slices")
 
     def __len__(self):
         return len(self.ids)
@@ -85,6 +87,8 @@ class Cohort:
     def subset(self, rows):
         """The cohort restricted to ``rows`` (indices or a boolean mask), in that order."""
         rows = np.asarray(rows)
+        if rows.size == 0:  # [] is a float array, which numpy does not index with
+            rows = rows.astype(int)
         if rows.dtype == bool:
             rows = np.flatnonzero(rows)
         return dataclasses.replace(

@@ -1,10 +1,12 @@
 """Using a trained model: probabilities, reconstructions, feature maps, occlusion sensitivity."""
 
 import copy
+import math
 
 import numpy as np
 import torch
 
+from torchscope.alzheimer._io import check_unit_range
 from torchscope.alzheimer._networks import LAYERS
 from torchscope.alzheimer._train import Trained
 from torchscope.backend import check_int, get_device
@@ -49,6 +51,7 @@ def _stack(model, slices, name="slices"):
     a = a.astype(np.float32)
     if not np.isfinite(a).all():
         raise ValueError(f"{name} hold NaN or infinite values.")
+    check_unit_range(a, name)
     return a, single
 
 
@@ -217,6 +220,8 @@ def occlusion_map(model, slice_, *, patch=16, stride=8, fill=None, units="probab
         raise ValueError(f"units must be 'probability' or 'logit', got {units!r}.")
     score = torch.sigmoid if units == "probability" else (lambda logit: logit)
     fill = float(model.config["mean"]) if fill is None else float(fill)
+    if not math.isfinite(fill):
+        raise ValueError(f"fill must be a finite value (in the slice's [0, 1] units), got {fill}.")
     model, dev = _on(model, device)
     net = model.classifier.eval()
 

@@ -58,6 +58,21 @@ def load_volume(path, *, return_spacing=False):
     return volume, zooms
 
 
+#: How far beyond [0, 1] a slice may reach (rounding of a scaled image) before it is refused
+UNIT_TOLERANCE = 1e-3
+
+
+def check_unit_range(slices, name="slices"):
+    """Refuse slices outside [0, 1]: the networks were trained on slices scaled so (a raw
+    uint8 slice, 0 to 255, classified as healthy with certainty what the same slice scaled to
+    [0, 1] classified as AD with 0.9)."""
+    lo, hi = float(np.min(slices)), float(np.max(slices))
+    if lo < -UNIT_TOLERANCE or hi > 1 + UNIT_TOLERANCE:
+        raise ValueError(
+            f"{name} hold values from {lo:g} to {hi:g}; the models take slices scaled to [0, 1]: "
+            "use normalise_slice() (or extract_slice(), which scales the slice it reads).")
+
+
 def normalise_slice(image):
     """Scale an image linearly to [0, 1] (minimum to 0, maximum to 1; constant images give 0).
 
@@ -78,13 +93,14 @@ def _normalise(image, name):
     a = as_array(image, name)
     if a.dtype.kind not in "biuf":
         raise TypeError(f"{name} has dtype {a.dtype}; a real-valued {name} is needed.")
-    a = a.astype(np.float32)
+    # in float64 until scaled: float32 first lost the contrast of large integers (1e8 + 3)
+    a = a.astype(np.float64)
     if not np.isfinite(a).all():
         raise ValueError(f"{name} holds NaN or infinite values.")
     lo, hi = (float(a.min()), float(a.max())) if a.size else (0.0, 0.0)
     if hi <= lo:
-        return np.zeros_like(a)
-    return (a - lo) / np.float32(hi - lo)
+        return np.zeros(a.shape, np.float32)
+    return ((a - lo) / (hi - lo)).astype(np.float32)
 
 
 def _check_axis_index(shape, axis, index, name="volume"):

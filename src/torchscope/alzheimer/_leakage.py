@@ -15,6 +15,7 @@ import numpy as np
 from torchscope.alzheimer._cohort import _cohort_from_rows
 from torchscope.alzheimer._io import normalise_slice
 from torchscope.alzheimer._split import subject_split
+from torchscope.backend import check_int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,8 +56,14 @@ def multi_slice_cohort(n_subjects, *, slices_per_subject=10, index=105, seed=Non
 
     anat = _phantom._anatomy()
     sessions = _phantom._subjects(int(n_subjects), (0.3, 1.0), seed, 0.5, 0)
+    slices_per_subject = check_int("slices_per_subject", slices_per_subject, 1,
+                                   type_error=ValueError)
     first = index - slices_per_subject // 2
     zs = list(range(first, first + slices_per_subject))
+    depth = _phantom.GRID[2]
+    if zs[0] < 0 or zs[-1] >= depth:
+        raise ValueError(f"slices_per_subject={slices_per_subject} around index {index} "
+                         f"leaves the phantom's {depth} axial slices (z {zs[0]} to {zs[-1]}).")
     rows, slices = [], []
     for s in sessions:
         s["nWBV"] = float(np.round(_phantom._brain_fraction(anat, s["regions"]), 3))

@@ -1,6 +1,7 @@
 """Saving and loading trained models: one safetensors file with the JSON config in its header."""
 
 import json
+import math
 from pathlib import Path
 
 from torchscope.alzheimer import _networks
@@ -8,6 +9,21 @@ from torchscope.alzheimer._train import Trained
 
 FORMAT = "torchscope.alzheimer/1"
 _DEMO = Path(__file__).resolve().parent / "weights" / "demo_phantom.safetensors"
+
+
+def _json(value):
+    """Standard JSON (the safetensors header is read by other languages too): a non-finite
+    number, such as the validation loss of a classifier that never ran an epoch, as null."""
+    def finite(v):
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        if isinstance(v, dict):
+            return {k: finite(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [finite(x) for x in v]
+        return v
+
+    return json.dumps(finite(value), allow_nan=False)
 
 
 def save_model(path, trained, *, dtype="float32"):
@@ -48,9 +64,9 @@ def save_model(path, trained, *, dtype="float32"):
     metadata = {
         "format": FORMAT,
         "dtype": dtype,
-        "config": json.dumps(trained.config),
-        "history": json.dumps(trained.history),
-        "baseline": json.dumps(trained.baseline),
+        "config": _json(trained.config),
+        "history": _json(trained.history),
+        "baseline": _json(trained.baseline),
     }
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -513,6 +513,8 @@ def phantom_cohort(n_subjects, *, severity=(0.3, 1.0), seed=None, out_dir=None,
     axis, index = _check_axis_index(GRID, axis, index, name="phantom grid")
     if seed is not None and not isinstance(seed, (numbers.Integral, np.random.SeedSequence)):
         raise TypeError(f"seed must be an integer or None, got {type(seed).__name__}.")
+    if isinstance(seed, numbers.Integral) and seed < 0:
+        raise ValueError(f"seed must be >= 0, got {seed}.")
     anat = _anatomy()
     sessions = _subjects(int(n_subjects), severity, seed, ad_fraction, int(rescans))
     for s in sessions:

@@ -5,7 +5,7 @@ import numbers
 
 import numpy as np
 
-from torchscope.backend import check_real
+from torchscope.backend import check_real, check_rng
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -102,7 +102,7 @@ def subject_split(cohort, *, test=0.3, val=0.2, seed=None):
     """
     test = check_real("test", test, 0, 1, high_open=True, type_error=ValueError)
     val = check_real("val", val, 0, 1, high_open=True, type_error=ValueError)
-    rng = np.random.default_rng(seed)
+    rng = check_rng(seed, "seed")
     subjects, first = np.unique(cohort.subjects, return_index=True)
     labels = np.empty(len(subjects), int)
     for i, s in enumerate(subjects):

@@ -245,6 +245,8 @@ def iterate_train(cohort_or_split, *, epochs_ae=100, epochs_clf=60, epochs_finet
         seed = int(np.random.SeedSequence().generate_state(1)[0] >> 1)
     elif not isinstance(seed, numbers.Integral) or isinstance(seed, bool):
         raise TypeError(f"seed must be an integer or None, got {type(seed).__name__}.")
+    elif seed < 0:
+        raise ValueError(f"seed must be >= 0, got {seed}.")
     seed = int(seed)
     split = _as_split(cohort_or_split, test, val, seed)
     shape = _check_split(split)
@@ -401,8 +403,9 @@ def iterate_train(cohort_or_split, *, epochs_ae=100, epochs_clf=60, epochs_finet
     for m in clf.modules():
         if isinstance(m, _networks.SeededDropout):
             m.generator = None
+    # None when no classifier epoch ran (inf is not JSON, and the header of a saved model is)
     history["best"]["classifier"] = {"stage": best_where[0], "epoch": best_where[1],
-                                     "val_loss": best_loss}
+                                     "val_loss": best_loss if math.isfinite(best_loss) else None}
     history["stopped"] = stop
     history["seconds"]["total"] = time.perf_counter() - start
     trained = Trained(autoencoder=ae, classifier=clf, history=history, config=config,
