@@ -99,6 +99,30 @@ def test_reestimate_from_a_moved_rectangle(viewer, widget, blurred, wait_until_d
     assert tuple(layer.metadata["torchscope"]["box"]) == box
 
 
+def test_a_second_image_gets_its_own_layers(viewer, widget, blurred, wait_until_done):
+    """Outputs were kept per kind only: a run on another image wrote into the first image's
+    heatmap, kernel and deblurred layers (with their names) and lost its results."""
+    widget.run()
+    wait_until_done(widget, timeout=120_000)
+    first = viewer.layers["deblurred (blurred)"].data.copy()
+    viewer.add_image(blurred[::-1].copy(), name="flipped")
+    widget.image.value = viewer.layers["flipped"]
+    widget.run()
+    wait_until_done(widget, timeout=120_000)
+    names = [layer.name for layer in viewer.layers]
+    for kind in ("score heatmap", "regions", "kernel", "deblurred"):
+        assert f"{kind} (blurred)" in names and f"{kind} (flipped)" in names
+    np.testing.assert_array_equal(viewer.layers["deblurred (blurred)"].data, first)
+    np.testing.assert_array_equal(viewer.layers["deblurred (blurred)"].scale, SCALE)
+    np.testing.assert_array_equal(viewer.layers["deblurred (flipped)"].scale, (1.0, 1.0))
+    # outputs are never offered as inputs; running the first image again updates its layers
+    assert [layer.name for layer in widget.image.choices] == ["blurred", "flipped"]
+    widget.image.value = viewer.layers["blurred"]
+    widget.run()
+    wait_until_done(widget, timeout=120_000)
+    assert len(viewer.layers) == 10
+
+
 def test_reestimate_without_a_selection_is_a_notification(viewer, widget, notifications):
     assert widget.reestimate() is None
     assert any("run first" in str(n.message) for n in notifications())

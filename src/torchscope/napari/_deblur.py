@@ -125,8 +125,9 @@ class DeblurWidget(Container):
         from torchscope.deblur._scorer import default_weights
 
         self._viewer = napari_viewer
-        self._outputs = {}  # kind -> layer written by the last run
-        self._source = None  # the image layer of the last full run
+        self._runs = []  # (input layer, {kind: layer}) per image deblurred: each its own layers
+        self._outputs = {}  # kind -> layer, of the current input (the last run's)
+        self._source = None  # the image layer of the last run
         self.image = ComboBox(name="image", label="image", choices=self._images)
         self.scorer = ComboBox(
             name="scorer", choices=SCORERS,
@@ -162,8 +163,9 @@ class DeblurWidget(Container):
         napari_viewer.layers.events.removed.connect(self.image.reset_choices)
 
     def _images(self, _widget=None):
+        produced = {id(out) for _, outputs in self._runs for out in outputs.values()}
         return [layer for layer in self._viewer.layers
-                if isinstance(layer, Image) and layer not in self._outputs.values()]
+                if isinstance(layer, Image) and id(layer) not in produced]
 
     @property
     def worker(self):
@@ -224,6 +226,12 @@ class DeblurWidget(Container):
 
     # ----------------------------------------------------------------- writing layers (main thread)
     def _write(self, layer, image, line, options, result):
+        if layer is not self._source:  # another image: its own layers, the others' stay
+            self._outputs = next((outputs for source, outputs in self._runs if source is layer),
+                                 None)
+            if self._outputs is None:
+                self._outputs = {}
+                self._runs.append((layer, self._outputs))
         self._source = layer
         geometry = spatial_properties(layer)
         geometry = {key: value[-2:] for key, value in geometry.items()}
