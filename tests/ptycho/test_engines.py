@@ -119,6 +119,21 @@ def test_recovers_the_truth(problem, engine, device):
     assert np.linalg.norm(q - c * p) / np.linalg.norm(q) < 0.1
 
 
+def test_long_runs_settle_instead_of_underflowing():
+    """The halved rates went on halving at every stall until they underflowed float32 and
+    the run failed (iteration 1415 of this problem); Continue then failed at once."""
+    rng = np.random.default_rng(0)
+    amp = 0.6 + 0.4 * rng.random((48, 48))
+    probe = ptycho.make_probe(16, kind="disk", diameter_px=9.0, quadratic_phase_rad=2.5)
+    pos = ptycho.raster_positions(5, 6.0, jitter_px=1.0, rng=0)
+    data = ptycho.simulate(amp.astype(np.complex64), probe, pos, photons=1e6, rng=0)
+    result = ptycho.reconstruct(data, iterations=2000, seed=0, device="cpu")
+    assert result.state["step_scale"] == _engines.AUTO_MIN_STEP
+    assert np.isfinite(result.obj).all() and np.all(np.diff(result.errors[-500:]) <= 1e-7)
+    more = ptycho.reconstruct(data, start=result, iterations=5, device="cpu")
+    assert more.iteration == 2005
+
+
 def test_masked_pixels_have_no_influence(problem):
     """A beamstop over the central 3 x 3 pixels, behind which the file holds zeros (or
     anything): the default start probe took its power from every pixel, so zeros there

@@ -98,6 +98,10 @@ AUTO_REFINE_BATCHES = 10
 AUTO_REFINE_MIN_BATCHES = 5
 AUTO_WINDOW = 10
 AUTO_STALL = 0.01
+#: The halved rates stop there (2**-24, float32's resolution: smaller steps change nothing).
+#: Halving on went on until the rates underflowed float32 and the run failed (after about
+#: 1400 iterations of a small problem, or Continue pressed some 15 times in the dock).
+AUTO_MIN_STEP = 2.0 ** -24
 #: The object's momentum with the automatic schedule (``momentum=None``): after each iteration
 #: with more than one batch, the object moves on by AUTO_MOMENTUM times its velocity (the
 #: decaying sum of its last changes).
@@ -369,8 +373,9 @@ class _Engine:
                 self.lbfgs = LBFGSFinish(self)
                 self._drop_graphs()
             elif self.batch_size >= self.n_pos:
-                self.step_scale *= 0.5
-                self._drop_graphs()  # the rates are constants in the graphs
+                if self.step_scale > AUTO_MIN_STEP:  # settled: the rates stay there
+                    self.step_scale *= 0.5
+                    self._drop_graphs()  # the rates are constants in the graphs
             elif count >= self.min_batches:
                 self.set_batch_size(math.ceil(self.n_pos / count))
             self.phase_start = len(history)
