@@ -106,6 +106,19 @@ def test_group_dock_reproduces_the_console_call(viewer, stack, wait_until_done, 
     np.testing.assert_array_equal(layer.data, original)  # the input is never changed
 
 
+def test_a_rotated_sheared_input_is_overlaid_exactly(viewer, stack, wait_until_done):
+    """Only scale and translate were copied: a rotated input's result was drawn unrotated."""
+    layer = viewer.add_image(stack, name="tilted", rotate=(0, 0, 30), shear=(0.1, 0, 0),
+                             **GEOMETRY)
+    widget = GaussianWidget(viewer)
+    widget.image.value = layer
+    widget.run()
+    wait_until_done(widget)
+    output = viewer.layers["gaussian(tilted)"]
+    for point in ((0, 0, 0), (3, 17, 29)):
+        np.testing.assert_allclose(output.data_to_world(point), layer.data_to_world(point))
+
+
 def test_physical_units_pass_the_layer_scale(viewer, stack, wait_until_done):
     viewer.add_image(stack, name="blobs", **GEOMETRY)
     widget = GaussianWidget(viewer)

@@ -234,7 +234,8 @@ class DeblurWidget(Container):
                 self._runs.append((layer, self._outputs))
         self._source = layer
         geometry = spatial_properties(layer)
-        geometry = {key: value[-2:] for key, value in geometry.items()}
+        geometry = {key: value if key in ("rotate", "shear", "affine") else value[-2:]
+                    for key, value in geometry.items()}  # (a 2D or RGB layer: all 2D)
         device = options["device"]
         name = layer.name
         if "regions" in result:

@@ -244,13 +244,24 @@ def format_call(function, args=(), kwargs=None, *, image="image"):
 
 
 def spatial_properties(layer):
-    """The geometry an output layer copies from its input: scale, translate, axis labels, units."""
-    return {
+    """The geometry an output layer copies from its input: scale, translate, axis labels,
+    units, and rotate, shear and affine where they are not the identity (without them a
+    rotated input's result was drawn unrotated, off the input)."""
+    props = {
         "scale": tuple(layer.scale),
         "translate": tuple(layer.translate),
         "axis_labels": tuple(layer.axis_labels),
         "units": tuple(layer.units),
     }
+    ndim = len(props["scale"])
+    transforms = {"rotate": np.asarray(layer.rotate, dtype=float),
+                  "shear": np.asarray(layer.shear, dtype=float),
+                  "affine": np.asarray(layer.affine.affine_matrix, dtype=float)}
+    identity = {"rotate": np.eye(ndim), "shear": np.zeros_like(transforms["shear"]),
+                "affine": np.eye(ndim + 1)}
+    props.update({key: value for key, value in transforms.items()
+                  if not np.allclose(value, identity[key])})
+    return props
 
 
 def add_or_update_layer(viewer, layer, data, kwargs, layer_type):
