@@ -339,7 +339,8 @@ def test_save_writes_a_readable_cxi(viewer, widget, data, tmp_path, wait_until_d
     widget.run()
     wait_until_done(widget)
     assert widget.save_button.enabled
-    path = widget.save(tmp_path / "result.cxi")
+    path = widget.save(tmp_path / "result")  # a bare name gets the reader's suffix
+    assert str(path) == str(tmp_path / "result.cxi")
     back = ptycho.load(path)
     snap = widget.last_snapshot
     assert isinstance(back, ptycho.Result) and back.iteration == 4

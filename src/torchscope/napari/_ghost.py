@@ -736,6 +736,8 @@ class GhostWidget(Container):
             return
         from torchscope.ghost import save_measurement
 
+        if not Path(path).suffix:  # the reader claims .npz files: a bare name gets the suffix
+            path = Path(path).with_suffix(".npz")
         buckets, patterns, meta = self._last
         try:
             save_measurement(path, buckets, patterns, metadata=meta)

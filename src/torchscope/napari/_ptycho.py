@@ -31,6 +31,7 @@ napari reads the manifest.
 import time
 import weakref
 from functools import partial
+from pathlib import Path
 
 import napari.viewer
 import numpy as np
@@ -1084,6 +1085,8 @@ class PtychoWidget(Container):
         if result is None:
             show_error("Ptychography: nothing to save yet; run a reconstruction.")
             return None
+        if not Path(path).suffix:  # the reader claims .cxi files: a bare name gets the suffix
+            path = Path(path).with_suffix(".cxi")
         try:
             written = save(path, result, geometry=self._run_data.geometry)
         except Exception as error:  # noqa: BLE001 - shown to the user
