@@ -64,3 +64,20 @@ def test_workers_use_the_torch_thread_count_of_the_gui_thread(qtbot):
     finally:
         torch.set_num_threads(before)
     assert seen == [1, 2, 1]
+
+
+def test_progress_after_the_dock_was_deleted_is_ignored(qtbot):
+    """Closing the viewer while a job runs deletes the dock's Qt widgets; the stopped worker
+    still reports, and its callbacks raised "wrapped C/C++ object ... has been deleted"."""
+    from qtpy import sip
+
+    from torchscope.napari._workers import RunControls
+
+    controls = RunControls()
+    controls._on_yielded((1, 4))
+    assert (controls.progress.value, controls.progress.max) == (1, 4)
+    sip.delete(controls.progress.native)
+    sip.delete(controls.run_button.native)
+    controls._on_yielded((2, 4))  # no exception
+    controls._on_finished()
+    assert controls.worker is None

@@ -14,6 +14,7 @@ Shared by every torchscope dock:
 Nothing here imports torch or a science module at import time.
 """
 
+import contextlib
 import logging
 import math
 import sys
@@ -207,13 +208,26 @@ class RunControls(Container):
 
     def _on_yielded(self, progress):
         done, total = progress
-        self.progress.max = max(int(total), 1)
-        self.progress.value = int(done)
+        with _unless_closed():
+            self.progress.max = max(int(total), 1)
+            self.progress.value = int(done)
 
     def _on_finished(self):
         self.worker = None
-        self.run_button.enabled = True
-        self.stop_button.enabled = False
+        with _unless_closed():
+            self.run_button.enabled = True
+            self.stop_button.enabled = False
+
+
+@contextlib.contextmanager
+def _unless_closed():
+    """Skip a dock update whose Qt widgets are gone: the viewer was closed while a job ran
+    (its stopped worker still reports; Qt raised "wrapped C/C++ object ... has been deleted")."""
+    try:
+        yield
+    except RuntimeError as error:
+        if "has been deleted" not in str(error):
+            raise
 
 
 # --------------------------------------------------------------------------- results to layers
