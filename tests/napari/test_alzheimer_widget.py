@@ -247,6 +247,18 @@ def test_stop_ends_training_early(viewer, qtbot):
     assert widget.save_button.enabled  # the best weights so far can be saved
 
 
+def test_a_failed_training_says_so_in_the_status_line(viewer, qtbot, notifications):
+    """The status went on saying "training…" after the failure's notification had gone."""
+    widget = TrainWidget(viewer)
+    tiny_training(widget)
+    widget.n_subjects.value = 4  # the training subjects come out all of one class
+    widget.run()
+    wait(qtbot, widget, timeout=60_000)
+    assert widget.trained is None
+    assert widget.status.value.startswith("training failed: ")
+    assert any("Training failed" in record.message for record in notifications())
+
+
 def test_docks_open_from_the_classify_menu(viewer):
     from napari._app_model import get_app_model
 

@@ -733,7 +733,8 @@ class TrainWidget(Container):
         self.canvas.clear()
         self._status.value = "building the cohort…"
         return self._controls.start(
-            _train, job, returned=self._finished, description="Training"
+            _train, job, returned=self._finished, description="Training",
+            failed=lambda error: setattr(self._status, "value", f"training failed: {error}"),
         )
 
     def stop(self):

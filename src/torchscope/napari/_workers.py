@@ -166,12 +166,14 @@ class RunControls(Container):
         """True while a job runs."""
         return self.worker is not None
 
-    def start(self, generator_function, *args, returned, description="", **kwargs):
+    def start(self, generator_function, *args, returned, description="", failed=None, **kwargs):
         """Run ``generator_function(*args, **kwargs)`` in a napari thread worker.
 
         The generator yields ``(done, total)`` to move the progress bar. ``returned`` is called
         in the main thread with the generator's return value when it ran to the end; an
-        exception is shown as an error notification prefixed by ``description``.
+        exception is shown as an error notification prefixed by ``description``, then passed
+        to ``failed`` when given (a dock's status line, which would otherwise go on saying
+        what the job was doing).
 
         Returns
         -------
@@ -185,6 +187,8 @@ class RunControls(Container):
             if isinstance(value, Failed):
                 _log.debug("%s failed", description, exc_info=value.error)
                 show_error(f"{description} failed: {value.error}")
+                if failed is not None:
+                    failed(value.error)
             else:
                 returned(value)
 
