@@ -150,6 +150,18 @@ def test_classify_a_phantom_volume_with_the_demo_model(viewer, qtbot, phantom_sa
     assert widget.slice_index.value == 60
 
 
+def test_choosing_an_axis_shows_its_slice_the_same_way_every_time(viewer):
+    """The other axes kept their current order: the same slice came out transposed or not
+    depending on the axes chosen before."""
+    viewer.add_image(np.zeros((30, 40, 36), np.float32), name="vol")
+    widget = ClassifyWidget(viewer)
+    shown = {}
+    for axis in (0, 1, 0, 2, 1, 2):
+        widget.axis.value = axis
+        shown.setdefault(axis, set()).add(tuple(viewer.dims.displayed))
+    assert shown == {0: {(1, 2)}, 1: {(0, 2)}, 2: {(0, 1)}}
+
+
 def test_classify_a_2d_slice_with_a_saved_model(viewer, qtbot, tmp_path):
     model = az.load_model(az.demo_model_path())
     path = az.save_model(tmp_path / "mine.safetensors", model)  # as a user saves one

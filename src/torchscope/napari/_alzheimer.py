@@ -286,7 +286,9 @@ class ClassifyWidget(Container):
         self._syncing = True
         try:
             if dims.ndisplay == 2 and world_axis in dims.displayed:
-                order = [a for a in dims.order if a != world_axis]
+                # the other axes in their natural order: keeping the current one showed the
+                # same slice transposed or not, depending on the axes chosen before
+                order = sorted(a for a in dims.order if a != world_axis)
                 dims.order = (world_axis, *order)
             position = np.zeros(layer.ndim)
             position[axis] = self._index.value
