@@ -282,7 +282,7 @@ def test_clear_errors_for_seeds_subsets_and_slice_counts(split):
         az.phantom_cohort(4, seed=-3)
     with pytest.raises(ValueError, match="seed must be >= 0"):
         az.train(split, seed=-1, device="cpu", **FAST)
-    with pytest.raises(TypeError, match="seed must be None, a non-negative integer"):
+    with pytest.raises(ValueError, match="seed must be a non-negative integer seed"):
         az.subject_split(cohort, seed=-1)
     with pytest.raises(ValueError, match="leaves the phantom's 176 axial slices"):
         az.leakage_demo(3, slices_per_subject=200)

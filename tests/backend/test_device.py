@@ -172,7 +172,7 @@ def test_oom_retries_on_cpu_when_asked(pretend_gpu):
 
 
 def test_oom_policy_from_environment(pretend_gpu, monkeypatch):
-    compute, calls = _fake_gpu_function()
+    compute, _calls = _fake_gpu_function()
     monkeypatch.setenv("TORCHSCOPE_OOM", "cpu")
     with pytest.warns(ResourceWarning):
         assert compute(1, device="cuda") == 2

@@ -51,7 +51,8 @@ def _stack(model, slices, name="slices"):
     a = a.astype(np.float32)
     if not np.isfinite(a).all():
         raise ValueError(f"{name} hold NaN or infinite values.")
-    check_unit_range(a, name)
+    if a.size:
+        check_unit_range(a, name)
     return a, single
 
 

@@ -79,6 +79,11 @@ def check_rng(rng, name="rng"):
     sequence of them), a SeedSequence, a BitGenerator or a Generator."""
     import numpy as np
 
+    if isinstance(rng, (bool, np.bool_)):  # True would seed like 1: never a number here
+        raise TypeError(f"{name} must be None, a non-negative integer seed or a "
+                        f"numpy.random.Generator, got {_got(rng)}")
+    if isinstance(rng, numbers.Integral) and rng < 0:
+        raise ValueError(f"{name} must be a non-negative integer seed, got {rng}")
     try:
         return np.random.default_rng(rng)
     except (TypeError, ValueError):

@@ -92,7 +92,7 @@ def to_tensor(array, *, device=None, dtype=None):
                 "convert it to float64 (or a smaller integer type) first."
             )
         a = a.astype(np.int64)
-    a = np.ascontiguousarray(a)
+    a = np.ascontiguousarray(a).reshape(a.shape)  # (ascontiguousarray makes 0-d arrays 1-d)
     if a.flags.writeable:
         t = torch.from_numpy(a)
     else:
@@ -105,7 +105,12 @@ def to_tensor(array, *, device=None, dtype=None):
 
 
 def to_numpy(tensor, dtype=None):
-    """A numpy array from a tensor on any device (copied to host memory).
+    """A numpy array from a tensor on any device.
+
+    A tensor on another device is copied to host memory; a CPU tensor's array *shares* its
+    memory (no copy), as ``Tensor.numpy`` does: copy the result before returning it to a
+    caller if the tensor is still used. Conjugate and negative views are resolved, and
+    bfloat16 (which numpy lacks) becomes float32.
 
     Parameters
     ----------
@@ -117,7 +122,12 @@ def to_numpy(tensor, dtype=None):
     -------
     numpy.ndarray
     """
-    a = tensor.detach().cpu().numpy()
+    import torch
+
+    t = tensor.detach().resolve_conj().resolve_neg()
+    if t.dtype == torch.bfloat16:
+        t = t.float()
+    a = t.cpu().numpy()
     if dtype is not None and a.dtype != np.dtype(dtype):
         a = a.astype(dtype)
     return a

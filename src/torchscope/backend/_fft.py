@@ -170,7 +170,9 @@ def fft_convolve(image, kernel, *, mode="same"):
         out = torch.fft.rfft2(image) * psf2otf(kernel, (ny, nx))
         return torch.fft.irfft2(out, s=(ny, nx))
     if mode in ("reflect", "nearest"):
-        top, left = kh // 2, kw // 2
+        # before the image, the kernel's reach on the far side of its centre (kh // 2, kw // 2):
+        # kh - 1 - kh // 2 rows (one fewer than kh // 2 for even sizes, which came out 1 px off)
+        top, left = kh - 1 - kh // 2, kw - 1 - kw // 2
         pads = (left, kw - 1 - left, top, kh - 1 - top)
         lead = image.shape[:-2]
         flat = image.reshape((-1, 1, ny, nx))
