@@ -134,6 +134,33 @@ def test_long_runs_settle_instead_of_underflowing():
     assert more.iteration == 2005
 
 
+def test_divergence_with_several_modes_is_a_divergence_error():
+    """With several modes the probe's orthogonalisation met the NaN first: torch's eigh raised
+    its own LinAlgError instead of the documented DivergenceError."""
+    obj = np.exp(1j * np.random.default_rng(0).uniform(0, 1, (128, 128)))
+    probe = ptycho.make_probe(32, diameter_px=16, quadratic_phase_rad=2.0)
+    pos = ptycho.raster_positions(6, 6, jitter_px=1.5, rng=0)
+    data = ptycho.simulate(obj, probe, pos, photons=1e6, rng=0)
+    for batch_size, every in ((36, 60), (1, 1)):
+        with pytest.raises(_engines.DivergenceError, match="diverged"):
+            for _ in ptycho.iterate(data, iterations=120, every=every, modes=3,
+                                    batch_size=batch_size, alpha_obj=2, alpha_probe=2,
+                                    beta=0.01, gamma=0.01, seed=0):
+                pass
+
+
+def test_continuing_from_a_snapshot_with_other_probe_modes_uses_them(problem):
+    """The snapshot's internal state brought back its own probe whenever the shapes matched:
+    a known probe swapped into the snapshot had no effect (the object and positions were
+    honoured)."""
+    _, probe, _, data, _ = problem
+    first = ptycho.reconstruct(data, iterations=10, seed=0)
+    mine = (3.0 * probe)[None].astype(np.complex64)
+    held = ptycho.reconstruct(data, iterations=1, seed=0, alpha_probe=0,
+                              start=dataclasses.replace(first, probe_modes=mine))
+    np.testing.assert_allclose(held.probe_modes, mine, rtol=1e-5, atol=1e-6)
+
+
 def test_masked_pixels_have_no_influence(problem):
     """A beamstop over the central 3 x 3 pixels, behind which the file holds zeros (or
     anything): the default start probe took its power from every pixel, so zeros there

@@ -654,9 +654,7 @@ class _Engine:
             self._positions_moved()
         self.iteration += 1
         if self.probe.shape[0] > 1 and self.iteration % self.orthogonalize_every == 0:
-            from torchscope.ptycho._probe import orthogonalize_modes
-
-            self.probe.copy_(orthogonalize_modes(self.probe)[0])
+            self.probe.copy_(self._orthogonal_modes()[0])
         error = torch.sqrt(torch.stack(self.err_parts).sum() / self.amp_norm)
         if self.auto_batches:
             self.history.append(float(error))  # one host synchronisation per iteration
@@ -754,9 +752,10 @@ class _Engine:
             state["adam"] = (host(self.adam_m), host(self.adam_v), self.adam_t)
         return state
 
-    def restore(self, state):
+    def restore(self, state, given_modes=None):
         """Take up the parts of ``state`` (from :meth:`state`) that fit this run's options: the
-        unorthogonalised probe when the modes are the same, the automatic schedule's progress
+        unorthogonalised probe when the modes are the same (and ``given_modes``, the snapshot's
+        ``probe_modes`` as handed back, are still what it reported), the automatic schedule's progress
         when both runs use it, the object's velocity when both use momentum, the refinement's
         start and Adam's moments when the refinement is the same, and the random order of the
         batches when the seed is the same. With the same options, the continuation computes
@@ -767,8 +766,15 @@ class _Engine:
             return torch.tensor(array, device=self.dev, dtype=dtype)  # state stays reusable
 
         if state["probe"].shape == tuple(self.probe.shape):
-            self.probe = own(state["probe"], self.cplx)
-            self._drop_graphs()
+            # the state's unorthogonalised probe, unless the caller changed the snapshot's
+            # modes (a known probe swapped in: it was silently replaced by the old one)
+            kept = own(state["probe"], self.cplx)
+            from torchscope.ptycho._probe import orthogonalize_modes
+
+            reported = orthogonalize_modes(kept)[0].cpu().numpy().astype(np.complex64)
+            if given_modes is None or np.array_equal(reported, given_modes):
+                self.probe = kept
+                self._drop_graphs()
         if self.auto_batches and state["auto_batches"] and \
                 (self.refinement is None) == (state["refinement"] is None):
             self.set_batch_size(state["batch_size"], state["groups"])
@@ -793,18 +799,29 @@ class _Engine:
         if self.seed == state["seed"]:
             self.gen.set_state(torch.as_tensor(state["generator"]))
 
-    def snapshot(self, error):
+    def _diverged(self):
+        return DivergenceError(
+            f"the reconstruction diverged by iteration {self.iteration}: NaN or infinite values "
+            "in the object or probe. Lower alpha_obj / alpha_probe, use engine='rpie' with "
+            "smaller beta / gamma, or check the data (scale, mask, positions)."
+        )
+
+    def _orthogonal_modes(self):
+        """``orthogonalize_modes`` of the probe; a probe that holds NaN or inf (eigh does not
+        converge on it: torch raised its own LinAlgError) is the divergence it is."""
         from torchscope.ptycho._probe import orthogonalize_modes
 
+        try:
+            return orthogonalize_modes(self.probe)
+        except self.torch.linalg.LinAlgError:
+            raise self._diverged() from None
+
+    def snapshot(self, error):
         torch = self.torch
-        modes, occ = orthogonalize_modes(self.probe)
+        modes, occ = self._orthogonal_modes()
         if not (math.isfinite(error) and bool(torch.isfinite(self.obj).all())
                 and bool(torch.isfinite(modes).all())):
-            raise DivergenceError(
-                f"the reconstruction diverged by iteration {self.iteration}: NaN or infinite values "
-                "in the object or probe. Lower alpha_obj / alpha_probe, use engine='rpie' with "
-                "smaller beta / gamma, or check the data (scale, mask, positions)."
-            )
+            raise self._diverged()
         return Snapshot(
             iteration=self.iteration,
             obj=self.obj.cpu().numpy().astype(np.complex64),
@@ -876,7 +893,7 @@ def _prepare(data, *, engine, modes, alpha_obj, alpha_probe, beta, gamma, probe,
     engine_obj.iteration = iteration0
     engine_obj.refine_start = iteration0 + refine_start
     if start is not None and start.state is not None:
-        engine_obj.restore(start.state)
+        engine_obj.restore(start.state, given_modes=np.asarray(start.probe_modes))
     options = dict(engine=engine, modes=modes, **opts, position_refinement=position_refinement,
                    refine_step=refine_step, refine_start=refine_start, batch_size=batch_size,
                    momentum=engine_obj.momentum, orthogonalize_every=orthogonalize_every,
@@ -974,7 +991,9 @@ def iterate(data, *, engine="rpie", modes=None, alpha_obj=None, alpha_probe=None
     every : int
         Iterations between snapshots.
     seed : int, optional
-        Seed of the batch composition and the random visiting order.
+        Seed of the batch composition and the random visiting order. ``None`` (the default):
+        the batches are composed at random, so two runs differ; pass an integer to repeat a
+        run (the napari dock always does).
     device : None, str or torch.device
         See :func:`torchscope.backend.get_device`.
 
