@@ -161,6 +161,18 @@ def test_continuing_from_a_snapshot_with_other_probe_modes_uses_them(problem):
     np.testing.assert_allclose(held.probe_modes, mine, rtol=1e-5, atol=1e-6)
 
 
+def test_a_continuation_reports_the_refinement_start_it_keeps(problem):
+    """A continuation with the same refinement keeps the first run's start (its Adam state
+    and schedule), but its options said refine_start=<the value passed>."""
+    data = problem[3]
+    first = ptycho.reconstruct(data, iterations=5, seed=0, position_refinement="adam",
+                               refine_start=20)
+    more = ptycho.reconstruct(data, iterations=5, seed=0, position_refinement="adam",
+                              refine_start=0, start=first)
+    assert more.options["refine_start"] == 15  # iteration 20 of the first run, 15 from here
+    np.testing.assert_array_equal(more.positions_px, first.positions_px)  # not started yet
+
+
 def test_masked_pixels_have_no_influence(problem):
     """A beamstop over the central 3 x 3 pixels, behind which the file holds zeros (or
     anything): the default start probe took its power from every pixel, so zeros there

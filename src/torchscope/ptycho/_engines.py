@@ -894,6 +894,9 @@ def _prepare(data, *, engine, modes, alpha_obj, alpha_probe, beta, gamma, probe,
     engine_obj.refine_start = iteration0 + refine_start
     if start is not None and start.state is not None:
         engine_obj.restore(start.state, given_modes=np.asarray(start.probe_modes))
+    # the refinement's start as it holds: a continuation with the same refinement keeps the
+    # first run's (restore), which the options once misreported as the value passed
+    refine_start = max(engine_obj.refine_start - iteration0, 0)
     options = dict(engine=engine, modes=modes, **opts, position_refinement=position_refinement,
                    refine_step=refine_step, refine_start=refine_start, batch_size=batch_size,
                    momentum=engine_obj.momentum, orthogonalize_every=orthogonalize_every,
