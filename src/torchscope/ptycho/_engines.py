@@ -760,6 +760,8 @@ class _Engine:
         start and Adam's moments when the refinement is the same, and the random order of the
         batches when the seed is the same. With the same options, the continuation computes
         exactly what the uninterrupted run would have."""
+        from torchscope.ptycho._probe import orthogonalize_modes
+
         torch = self.torch
 
         def own(array, dtype):  # a copy: the engine updates its tensors in place, and the
@@ -769,8 +771,6 @@ class _Engine:
             # the state's unorthogonalised probe, unless the caller changed the snapshot's
             # modes (a known probe swapped in: it was silently replaced by the old one)
             kept = own(state["probe"], self.cplx)
-            from torchscope.ptycho._probe import orthogonalize_modes
-
             reported = orthogonalize_modes(kept)[0].cpu().numpy().astype(np.complex64)
             if given_modes is None or np.array_equal(reported, given_modes):
                 self.probe = kept
