@@ -474,6 +474,10 @@ def test_clear_errors(problem):
         ptycho.reconstruct(data, iterations=1, seed=2 ** 64)
     with pytest.raises(ValueError, match="no window lights the object"):  # not all True
         ptycho.lit_region(problem[1], problem[2] + 500, problem[0].shape)
+    stray = np.array(data.positions_px, float)
+    stray[4] = (1e5, 1e5)  # numpy was asked for 298 GiB
+    with pytest.raises(ValueError, match="automatic object would be 200"):
+        ptycho.reconstruct(dataclasses.replace(data, positions_px=stray), iterations=1)
     with pytest.raises(TypeError, match="every"):
         ptycho.reconstruct(data, every=2)
     with pytest.raises(ValueError, match="finish"):

@@ -149,9 +149,22 @@ def _resolve_options(engine, alpha_obj, alpha_probe, beta, gamma):
 # ------------------------------------------------------------------------------- set-up
 
 
+#: The automatic object's largest size in pixels (16384 x 16384, 2 GiB as complex64); beyond
+#: it ``obj_shape=`` must say so (one stray position, 1e5 px off, asked numpy for 298 GiB)
+AUTO_OBJ_MAX_PIXELS = 2 ** 28
+
+
 def _auto_obj_shape(positions, win, margin):
     reach = np.abs(positions).max(axis=0)
-    return tuple(int(2 * math.ceil(reach[a] + win[a] / 2.0 + margin)) for a in range(2))
+    shape = tuple(int(2 * math.ceil(reach[a] + win[a] / 2.0 + margin)) for a in range(2))
+    if shape[0] * shape[1] > AUTO_OBJ_MAX_PIXELS:
+        far = int(np.argmax(np.abs(positions).max(axis=1)))
+        raise ValueError(
+            f"the positions reach {reach.max():.0f} px from the object's centre (position {far}: "
+            f"{tuple(float(v) for v in positions[far])}), so the automatic object would be "
+            f"{shape[0]} x {shape[1]} px; check the positions (units, a stray value), or pass "
+            "obj_shape= (or obj=) for an object that large.")
+    return shape
 
 
 def _default_probe(amplitudes, win, mask=None):
