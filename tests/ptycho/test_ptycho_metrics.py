@@ -33,21 +33,31 @@ def test_zero_for_what_ptychography_cannot_see(truth, roi):
     assert ptycho.object_error(moved, truth, mask) < 1e-6
 
 
+def _scanned_copy(truth, *, inner, outer, rng, scale=1.0):
+    """A reconstruction of a square scan: ``scale`` times the truth translated by (-1, 2) px
+    inside ``[outer:-outer]`` on both axes, flat 1 (the start's value) outside, a global phase
+    and 1 % noise. Returns it, the compared region ``[inner:-inner]``, and the NRMSE that the
+    noise alone gives there."""
+    n = truth.shape[0]
+    roi = np.zeros(truth.shape, bool)
+    roi[inner:n - inner, inner:n - inner] = True
+    scanned = np.zeros_like(roi)
+    scanned[outer:n - outer, outer:n - outer] = True
+    big = np.pad(truth, 8, mode="reflect")
+    moved = big[8 + 1:8 + 1 + n, 8 - 2:8 - 2 + n]  # truth translated by (-1, 2) px
+    noise = 0.01 * rng.standard_normal(truth.shape)
+    rec = np.where(scanned, scale * moved, 1.0) * np.exp(0.4j) + noise
+    expected = np.sqrt(np.sum(noise[roi] ** 2) / np.sum(np.abs(scale * truth[roi]) ** 2))
+    return rec, roi, expected
+
+
 def test_registers_a_reconstruction_that_is_flat_outside_the_scan(rng):
     """A reconstruction is the object only where it was scanned (here flat 1 elsewhere); on
     an object with a large constant part and repeated features (coins), the plain cross-
     correlation's peak is a broad plateau shaped by the masks, some 30 px off."""
     amp = data.coins()[::2, ::2][:128, :128].astype(np.float64) / 255.0
     truth = (0.5 + 0.5 * amp) * np.exp(0.5j * amp)
-    roi = np.zeros((128, 128), bool)
-    roi[40:88, 40:88] = True
-    scanned = np.zeros_like(roi)
-    scanned[32:96, 32:96] = True
-    big = np.pad(truth, 8, mode="reflect")
-    moved = big[8 + 1:8 + 1 + 128, 8 - 2:8 - 2 + 128]  # truth translated by (-1, 2) px
-    noise = 0.01 * rng.standard_normal(truth.shape)
-    rec = np.where(scanned, moved, 1.0) * np.exp(0.4j) + noise
-    expected = np.sqrt(np.sum(noise[roi] ** 2) / np.sum(np.abs(truth[roi]) ** 2))
+    rec, roi, expected = _scanned_copy(truth, inner=40, outer=32, rng=rng)
     assert ptycho.object_error(rec, truth, roi) == pytest.approx(expected, rel=0.1)
 
 
@@ -60,15 +70,7 @@ def test_registers_a_reconstruction_scaled_against_its_unscanned_part(rng):
     cam = data.camera()[::2, ::2].astype(np.float64) / 255.0
     ast = data.astronaut()[::2, ::2] @ [0.2125, 0.7154, 0.0721] / 255.0
     truth = (0.6 + 0.4 * cam) * np.exp(1j * np.pi * (ast - 0.5))  # 256 x 256
-    roi = np.zeros(truth.shape, bool)
-    roi[80:176, 80:176] = True
-    scanned = np.zeros_like(roi)
-    scanned[64:192, 64:192] = True
-    big = np.pad(truth, 8, mode="reflect")
-    moved = big[8 + 1:8 + 1 + 256, 8 - 2:8 - 2 + 256]  # truth translated by (-1, 2) px
-    noise = 0.01 * rng.standard_normal(truth.shape)
-    rec = np.where(scanned, 0.3 * moved, 1.0) * np.exp(0.4j) + noise
-    expected = np.sqrt(np.sum(noise[roi] ** 2) / np.sum(np.abs(0.3 * truth[roi]) ** 2))
+    rec, roi, expected = _scanned_copy(truth, inner=80, outer=64, rng=rng, scale=0.3)
     assert ptycho.object_error(rec, truth, roi) == pytest.approx(expected, rel=0.1)
 
 

@@ -73,8 +73,7 @@ class Cohort:
                 raise ValueError(f"Cohort: clinical[{name!r}] has {len(column)} rows, ids has {n}.")
         if self.slices.ndim != 3:
             raise ValueError(f"Cohort: slices must be (N, H, W), got shape {self.slices.shape}.")
-        if len(self.slices):
-            check_unit_range(self.slices, "Cohort: slices")
+        check_unit_range(self.slices, "Cohort: slices")
 
     def __len__(self):
         return len(self.ids)

@@ -51,8 +51,7 @@ def _stack(model, slices, name="slices"):
     a = a.astype(np.float32)
     if not np.isfinite(a).all():
         raise ValueError(f"{name} hold NaN or infinite values.")
-    if a.size:
-        check_unit_range(a, name)
+    check_unit_range(a, name)
     return a, single
 
 

@@ -66,6 +66,8 @@ def check_unit_range(slices, name="slices"):
     """Refuse slices outside [0, 1]: the networks were trained on slices scaled so (a raw
     uint8 slice, 0 to 255, classified as healthy with certainty what the same slice scaled to
     [0, 1] classified as AD with 0.9)."""
+    if np.size(slices) == 0:
+        return
     lo, hi = float(np.min(slices)), float(np.max(slices))
     if lo < -UNIT_TOLERANCE or hi > 1 + UNIT_TOLERANCE:
         raise ValueError(

@@ -219,14 +219,14 @@ class HadamardFrame:
     """``W x = c`` with ``W`` the measured rows ``h_k / sqrt(N)``: projections as ``H C H``."""
 
     @staticmethod
-    def constants(plan, k, c, tol):
+    def constants(plan, k, c, uniform):
         """What the frame needs of the masks alone (cached per plan, depth, device, dtype):
-        the uniform masks' rows and weights (those that transmit: above ``tol``), the divisor
-        of each coefficient, the measured set."""
+        the rows and weights of the ``uniform`` masks (a bool per row: uniform and
+        transmitting), the divisor of each coefficient, the measured set."""
         import torch
 
         n = plan.shape[0]
-        dc = torch.nonzero((k == 0) & (c.abs() > tol))[:, 0]
+        dc = torch.nonzero(uniform)[:, 0]
         c_dc = c[dc]
         den = torch.zeros(plan.size, dtype=c.dtype, device=c.device).index_add_(0, k, c * c)
         measured = den > 0
@@ -293,7 +293,7 @@ def make_frame(plan, b, depth, basis, rcond):
             tol = 1e-6 * c.abs().amax()
             uniform = (k == 0) & (c.abs() > tol)  # an all-zero (all-opaque) mask is no help
             if bool(uniform.any()) or not bool((a.abs() > tol).any()):
-                return HadamardFrame.constants(plan, k, c, tol)
+                return HadamardFrame.constants(plan, k, c, uniform)
             return None  # masks with an offset but no open (uniform) mask: solved densely
 
         const = plan.cached("hadamard frame", dev, dtype, usable, depth=depth)

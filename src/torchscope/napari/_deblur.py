@@ -126,7 +126,6 @@ class DeblurWidget(Container):
 
         self._viewer = napari_viewer
         self._runs = []  # (input layer, {kind: layer}) per image deblurred: each its own layers
-        self._outputs = {}  # kind -> layer, of the current input (the last run's)
         self._source = None  # the image layer of the last run
         self.image = ComboBox(name="image", label="image", choices=self._images)
         self.scorer = ComboBox(
@@ -161,6 +160,11 @@ class DeblurWidget(Container):
         self.reestimate_button.changed.connect(self.reestimate)
         napari_viewer.layers.events.inserted.connect(self.image.reset_choices)
         napari_viewer.layers.events.removed.connect(self.image.reset_choices)
+
+    @property
+    def _outputs(self):
+        """``{kind: layer}`` of the current input (the last run's); the other images' stay."""
+        return next((outputs for source, outputs in self._runs if source is self._source), {})
 
     def _images(self, _widget=None):
         produced = {id(out) for _, outputs in self._runs for out in outputs.values()}
@@ -226,12 +230,8 @@ class DeblurWidget(Container):
 
     # ----------------------------------------------------------------- writing layers (main thread)
     def _write(self, layer, image, line, options, result):
-        if layer is not self._source:  # another image: its own layers, the others' stay
-            self._outputs = next((outputs for source, outputs in self._runs if source is layer),
-                                 None)
-            if self._outputs is None:
-                self._outputs = {}
-                self._runs.append((layer, self._outputs))
+        if not any(source is layer for source, _ in self._runs):  # its own layers
+            self._runs.append((layer, {}))
         self._source = layer
         geometry = spatial_properties(layer)
         geometry = {key: value if key in ("rotate", "shear", "affine") else value[-2:]

@@ -218,27 +218,32 @@ def object_error(reconstructed, truth, roi=None, *, upsample=100, device=None):
     # one, say) would correlate into a broad plateau shaped by roi, whose top need not be where
     # the details match.
     # The reconstruction is correlated whole and also inside roi alone: outside roi it may
-    # hold anything (at low dose the scan's weakly lit rim is large noise, which can outweigh
-    # the details inside and put every strong peak of the whole correlation far off); inside
-    # roi alone the peak leans towards zero shift, but it is a start the refinement moves on.
+    # hold anything (an object weaker than the truth, since object and probe trade a scale,
+    # beside an unscanned part at the start's value: the whole correlation then peaks where
+    # roi straddles that part's edge, far off); inside roi alone the peak leans towards zero
+    # shift, but it is a start the refinement moves on.
     truth_c, rec_c = (tru - tru[mask].mean()) * w, rec - rec[mask].mean()
     candidates = np.concatenate([_shift_candidates(truth_c, moving, upsample, device)
                                  for moving in (rec_c, rec_c * w)])
+
+    def ramped(image, shift):  # the ramp found again on ``image`` registered by ``shift``
+        return _apply_ramp(image, _ramp_frequency(_translate(image, shift), tru, w, upsample,
+                                                  device))
+
     trials = []
     for shift in candidates:
-        image = _apply_ramp(rec, _ramp_frequency(_translate(rec, shift), tru, w, upsample, device))
+        image = ramped(rec, shift)
         trials.append((error_at(image, shift), tuple(shift), image))
-    _, shift0, rec = min(trials, key=lambda trial: trial[0])
-    shift0 = np.array(shift0)
+    err, shift, rec = min(trials, key=lambda trial: trial[0])
+    shift = np.array(shift)
 
     from scipy.optimize import minimize
 
     # the shift refined on the error itself, then the ramp found again at that shift, in
     # turn while the error falls: over a small region a sub-pixel shift and a phase ramp can
     # stand in for each other, and the ramp found at the first shift held the error at 0.048
-    # for an exact translation of a smooth object (3 x 3 scan; 0.003 in turn)
+    # for an exact translation of a smooth object (3 x 3 scan; 0.004 in turn)
     step = 0.25
-    shift, err = shift0, error_at(rec, shift0)
     for _ in range(_REFITS):
         simplex = np.array([shift, shift + [step, 0.0], shift + [0.0, step]])
         best = minimize(functools.partial(error_at, rec), shift, method="Nelder-Mead",
@@ -246,7 +251,7 @@ def object_error(reconstructed, truth, roi=None, *, upsample=100, device=None):
                                  "fatol": 1e-9})
         if best.fun < err:
             shift, err = best.x, float(best.fun)
-        refit = _apply_ramp(rec, _ramp_frequency(_translate(rec, shift), tru, w, upsample, device))
+        refit = ramped(rec, shift)
         refit_err = error_at(refit, shift)
         if not refit_err < err * (1 - 1e-3):
             break
