@@ -114,11 +114,27 @@ def test_to_tensor_handles_views_and_byte_order(rng):
     np.testing.assert_array_equal(backend.to_numpy(backend.to_tensor(swapped, device="cpu")), a)
 
 
-def test_to_tensor_rejects_complex_and_objects():
-    with pytest.raises(TypeError, match="complex128"):
-        backend.to_tensor(np.zeros(3, complex))
+@pytest.mark.parametrize("dtype", [np.complex64, np.complex128])
+def test_complex_round_trip(dtype, device, rng):
+    a = (rng.random((4, 5)) + 1j * rng.random((4, 5))).astype(dtype)
+    t = backend.to_tensor(a, device=device)
+    assert t.is_complex()
+    np.testing.assert_array_equal(backend.to_numpy(t), a)
+
+
+def test_to_tensor_rejects_what_torch_cannot_hold():
+    with pytest.raises(TypeError, match="complex256|clongdouble"):
+        backend.to_tensor(np.zeros(3, np.clongdouble))
     with pytest.raises(TypeError, match="dtype"):
         backend.to_tensor(np.array(["a", "b"]))
+
+
+def test_to_numpy_copy_detaches_from_the_tensor():
+    t = torch.zeros(3)
+    shared, own = backend.to_numpy(t), backend.to_numpy(t, copy=True)
+    t += 1  # an iterative solver updating its state in place
+    np.testing.assert_array_equal(shared, [1, 1, 1])  # the documented view
+    np.testing.assert_array_equal(own, [0, 0, 0])
 
 
 # ----------------------------------------------------------------------------- out of memory

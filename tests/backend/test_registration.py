@@ -6,9 +6,8 @@ import torch
 from skimage import data
 from skimage.registration import phase_cross_correlation
 
-from torchscope.backend import register_subpixel
+from torchscope.backend import register_cross_power, register_spectra, register_subpixel
 from torchscope.backend._fft import fourier_shift
-from torchscope.backend._registration import register_cross_power, register_spectra
 
 
 def _shifted_pairs(rng, count, size=48, complex_=False):

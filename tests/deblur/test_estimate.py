@@ -73,6 +73,15 @@ def test_iterate_yields_the_coarse_to_fine_states():
                                                                  device="cpu"), atol=1e-6)
 
 
+def test_an_abandoned_iteration_leaves_autograd_on():
+    # a napari worker abandons the generator on Stop; its thread is reused for other work
+    import torch
+
+    steps = iterate(blurred_patch(64, motion_kernel(11, rng=4), seed=2), 11, device="cpu")
+    next(steps)
+    assert torch.is_grad_enabled()
+
+
 def test_errors(rng):
     image = rng.random((64, 64))
     with pytest.raises(ValueError, match="kernel_size"):

@@ -32,7 +32,7 @@ options are keyword-only; ``device=None`` picks CUDA, then MPS, then the CPU; ra
 take ``seed``. Importing this module does not import torch; training does.
 """
 
-from torchscope.backend._lazy import lazy_namespace
+from torchscope.backend import lazy_namespace
 
 _SUBMODULES = {
     "load_volume": "_io",

@@ -8,8 +8,8 @@ import torch
 
 from torchscope.alzheimer._io import check_unit_range
 from torchscope.alzheimer._networks import LAYERS
-from torchscope.alzheimer._train import Trained
-from torchscope.backend import check_int, get_device
+from torchscope.alzheimer._train import Trained, _tensor
+from torchscope.backend import check_int, get_device, to_numpy
 
 
 def _check_model(model):
@@ -56,9 +56,7 @@ def _stack(model, slices, name="slices"):
 
 
 def _standardise(model, a, dev):
-    mean, std = model.config["mean"], model.config["std"]
-    x = (a - np.float32(mean)) / np.float32(std)
-    return torch.from_numpy(np.ascontiguousarray(x[:, None])).to(dev)
+    return _tensor(a, model.config["mean"], model.config["std"], dev)
 
 
 def _chunks(n, size):
@@ -79,7 +77,7 @@ def _forward(model, slices, device, batch_size, network):
         for s in _chunks(len(a), batch_size):
             y = net(_standardise(model, a[s], dev))
             y = torch.sigmoid(y) if network == "classifier" else y[:, 0]
-            out.append(y.cpu().numpy())
+            out.append(to_numpy(y))
     return np.concatenate(out), single
 
 
@@ -168,7 +166,7 @@ def feature_maps(model, slice_, *, layers=None, network="autoencoder", device=No
     taps = {}
     with torch.no_grad():
         net(_standardise(model, a, dev), taps)
-    return {name: taps[name][0].cpu().numpy().astype(np.float32) for name in layers}
+    return {name: to_numpy(taps[name][0], np.float32, copy=True) for name in layers}
 
 
 def occlusion_map(model, slice_, *, patch=16, stride=8, fill=None, units="probability",
@@ -241,7 +239,7 @@ def occlusion_map(model, slice_, *, patch=16, stride=8, fill=None, units="probab
             batch = x.repeat(s.stop - s.start, 1, 1, 1)
             for k, (i, j) in enumerate(boxes[s]):
                 batch[k, 0, i:i + patch, j:j + patch] = fill_std
-            drops.append(p0 - score(net(batch)).cpu().numpy())
+            drops.append(p0 - to_numpy(score(net(batch))))
     drops = np.concatenate(drops)
     total = np.zeros((h, w), np.float64)
     count = np.zeros((h, w), np.float64)

@@ -23,7 +23,14 @@ from torch import nn
 from torchscope.alzheimer import _networks
 from torchscope.alzheimer._cohort import Cohort
 from torchscope.alzheimer._split import Split, subject_split
-from torchscope.backend import check_int, check_real, device_name, get_device
+from torchscope.backend import (
+    check_int,
+    check_real,
+    device_name,
+    get_device,
+    to_numpy,
+    to_tensor,
+)
 
 STAGES = ("autoencoder", "classifier_frozen", "classifier_finetune")
 
@@ -116,8 +123,10 @@ def normalisation(slices):
 
 
 def _tensor(slices, mean, std, device):
+    """Slices (N, H, W) standardised with ``mean`` and ``std``, as an (N, 1, H, W) float32
+    tensor on ``device``: the networks' input, in training and inference alike."""
     x = (np.asarray(slices, np.float32) - np.float32(mean)) / np.float32(std)
-    return torch.from_numpy(np.ascontiguousarray(x[:, None])).to(device)
+    return to_tensor(x[:, None], device=device)
 
 
 def psnr(reconstruction, target):
@@ -282,10 +291,10 @@ def iterate_train(cohort_or_split, *, epochs_ae=100, epochs_clf=60, epochs_finet
 
     x_train = _tensor(split.train.slices, mean, std, dev)
     x_val = _tensor(split.val.slices, mean, std, dev)
-    t_train = torch.from_numpy(split.train.slices[:, None]).to(dev)
-    t_val = torch.from_numpy(split.val.slices[:, None]).to(dev)
-    y_train = torch.from_numpy(split.train.labels.astype(np.float32)).to(dev)
-    y_val = torch.from_numpy(split.val.labels.astype(np.float32)).to(dev)
+    t_train = to_tensor(split.train.slices[:, None], device=dev)
+    t_val = to_tensor(split.val.slices[:, None], device=dev)
+    y_train = to_tensor(split.train.labels, device=dev, dtype=torch.float32)
+    y_val = to_tensor(split.val.labels, device=dev, dtype=torch.float32)
 
     history = {"ae_train_loss": [], "ae_val_loss": [], "ae_val_psnr": [],
                "clf_train_loss": [], "clf_val_loss": [], "clf_val_balanced_accuracy": [],
@@ -305,13 +314,14 @@ def iterate_train(cohort_or_split, *, epochs_ae=100, epochs_clf=60, epochs_finet
     for epoch in range(1, epochs_ae + 1):
         ae.train()
         total = 0.0
-        for idx in _batches(len(x_train), batch_size, gen):
-            idx = idx.to(dev)
-            opt.zero_grad(set_to_none=True)
-            loss = nn.functional.mse_loss(ae(x_train[idx]), t_train[idx])
-            loss.backward()
-            opt.step()
-            total += float(loss.detach()) * len(idx)
+        with torch.enable_grad():  # also when called under no_grad (e.g. a worker thread)
+            for idx in _batches(len(x_train), batch_size, gen):
+                idx = idx.to(dev)
+                opt.zero_grad(set_to_none=True)
+                loss = nn.functional.mse_loss(ae(x_train[idx]), t_train[idx])
+                loss.backward()
+                opt.step()
+                total += float(loss.detach()) * len(idx)
         ae.eval()
         recon = evaluate_in_chunks(ae, x_val)
         val_loss = float(nn.functional.mse_loss(recon, t_val))
@@ -367,20 +377,21 @@ def iterate_train(cohort_or_split, *, epochs_ae=100, epochs_clf=60, epochs_finet
             # which keeps small batches stable); eval mode changes nothing else in it
             clf.encoder.eval()
             total = 0.0
-            for idx in _batches(len(x_train), batch_size_clf, gen):
-                idx = idx.to(dev)
-                opt.zero_grad(set_to_none=True)
-                logits = clf.head(f_train[idx])[:, 0] if frozen else clf(x_train[idx])
-                loss = bce(logits, y_train[idx])
-                loss.backward()
-                opt.step()
-                total += float(loss.detach()) * len(idx)
+            with torch.enable_grad():
+                for idx in _batches(len(x_train), batch_size_clf, gen):
+                    idx = idx.to(dev)
+                    opt.zero_grad(set_to_none=True)
+                    logits = clf.head(f_train[idx])[:, 0] if frozen else clf(x_train[idx])
+                    loss = bce(logits, y_train[idx])
+                    loss.backward()
+                    opt.step()
+                    total += float(loss.detach()) * len(idx)
             clf.eval()
             with torch.no_grad():
                 logits = (clf.head(f_val)[:, 0] if frozen
                           else evaluate_in_chunks(clf, x_val))
             val_loss = float(bce(logits, y_val))
-            val_bacc = balanced_accuracy(split.val.labels, logits.cpu().numpy())
+            val_bacc = balanced_accuracy(split.val.labels, to_numpy(logits))
             history["clf_train_loss"].append(total / len(x_train))
             history["clf_val_loss"].append(val_loss)
             history["clf_val_balanced_accuracy"].append(val_bacc)

@@ -15,17 +15,21 @@ Blocks
     progress, so long work can show progress and be stopped between blocks.
 Registration
     :func:`register_subpixel`: sub-pixel translation between many image pairs at once
-    (Guizar-Sicairos' DFT upsampling by matrix products, scikit-image's algorithm) on the device.
+    (Guizar-Sicairos' DFT upsampling by matrix products, scikit-image's algorithm) on the device;
+    its tensor-level cores :func:`register_spectra` (from the two images' spectra) and
+    :func:`register_cross_power` (from their cross-power spectrum), for callers that hold
+    spectra on the device already.
 Memory
     :func:`on_device` runs a computation and turns a GPU out-of-memory error into a
     :class:`DeviceMemoryError` with a clear message, or retries on the CPU when the policy says so
     (:func:`set_oom_policy`, or ``TORCHSCOPE_OOM=cpu``).
-Registration
-    :func:`register_subpixel`: batched sub-pixel shifts between image pairs by DFT-upsampled
-    cross-correlation (Guizar-Sicairos et al. 2008), matrix products on the device.
 FFT and blur kernels
     :func:`fft_convolve`, :func:`psf2otf` / :func:`otf2psf` (kernel to transfer function and
-    back), :func:`fft_size`, :func:`pad_periodic`.
+    back), :func:`fft_size`, :func:`pad_periodic`, :func:`shift_ramps` (the Fourier phase
+    ramps of sub-pixel translations).
+Packages
+    :func:`lazy_namespace`: a science module's public names load their private file on first
+    access, so importing the module imports neither its files nor torch.
 Argument checks
     :func:`check_int`, :func:`check_real` and :func:`check_choice` validate scalar options and
     raise with a message that names the argument, what was given and what is accepted.
@@ -48,14 +52,20 @@ from torchscope.backend._fft import (
     otf2psf,
     pad_periodic,
     psf2otf,
+    shift_ramps,
 )
+from torchscope.backend._lazy import lazy_namespace
 from torchscope.backend._memory import (
     DeviceMemoryError,
     get_oom_policy,
     on_device,
     set_oom_policy,
 )
-from torchscope.backend._registration import register_subpixel
+from torchscope.backend._registration import (
+    register_cross_power,
+    register_spectra,
+    register_subpixel,
+)
 
 __all__ = [
     "DeviceError",
@@ -74,12 +84,16 @@ __all__ = [
     "get_device",
     "get_oom_policy",
     "is_double",
+    "lazy_namespace",
     "on_device",
     "otf2psf",
     "pad_periodic",
     "psf2otf",
+    "register_cross_power",
+    "register_spectra",
     "register_subpixel",
     "set_oom_policy",
+    "shift_ramps",
     "to_numpy",
     "to_tensor",
 ]

@@ -62,8 +62,9 @@ def to_tensor(array, *, device=None, dtype=None):
     device : None, str or torch.device
         See :func:`torchscope.backend.get_device`.
     dtype : torch.dtype, optional
-        Convert to this dtype; default: keep the array's dtype (bool, integer or float;
-        float16 becomes float32, uint16/uint32 widen to a signed type that holds them).
+        Convert to this dtype; default: keep the array's dtype (bool, integer, float or
+        complex; float16 becomes float32, uint16/uint32 widen to a signed type that holds
+        them).
 
     Returns
     -------
@@ -75,9 +76,10 @@ def to_tensor(array, *, device=None, dtype=None):
     if isinstance(array, torch.Tensor):
         return array.to(device=dev, dtype=dtype)
     a = np.asarray(array)
-    if a.dtype.kind not in "biuf":
+    if a.dtype.kind not in "biufc" or (a.dtype.kind == "c" and a.dtype.itemsize > 16):
         raise TypeError(
-            f"array has dtype {a.dtype}; torchscope takes bool, integer or real float arrays."
+            f"array has dtype {a.dtype}; torchscope takes bool, integer, float or complex64/"
+            "complex128 arrays."
         )
     if not a.dtype.isnative:
         a = a.astype(a.dtype.newbyteorder("="))
@@ -104,19 +106,22 @@ def to_tensor(array, *, device=None, dtype=None):
     return t.to(device=dev, dtype=dtype)
 
 
-def to_numpy(tensor, dtype=None):
+def to_numpy(tensor, dtype=None, *, copy=False):
     """A numpy array from a tensor on any device.
 
     A tensor on another device is copied to host memory; a CPU tensor's array *shares* its
-    memory (no copy), as ``Tensor.numpy`` does: copy the result before returning it to a
-    caller if the tensor is still used. Conjugate and negative views are resolved, and
-    bfloat16 (which numpy lacks) becomes float32.
+    memory (no copy), as ``Tensor.numpy`` does, unless ``copy=True`` or a cast to ``dtype``
+    makes a new array. Conjugate and negative views are resolved, and bfloat16 (which numpy
+    lacks) becomes float32.
 
     Parameters
     ----------
     tensor : torch.Tensor
     dtype : numpy dtype, optional
         Cast to this dtype on the host.
+    copy : bool
+        Always return an array of its own: for a tensor that is still updated in place (an
+        iterative solver's state handed out in a snapshot).
 
     Returns
     -------
@@ -127,7 +132,8 @@ def to_numpy(tensor, dtype=None):
     t = tensor.detach().resolve_conj().resolve_neg()
     if t.dtype == torch.bfloat16:
         t = t.float()
+    on_host = t.device.type == "cpu"
     a = t.cpu().numpy()
     if dtype is not None and a.dtype != np.dtype(dtype):
-        a = a.astype(dtype)
-    return a
+        return a.astype(dtype)
+    return a.copy() if copy and on_host else a

@@ -30,7 +30,7 @@ functions take ``rng`` (a seed or a ``numpy.random.Generator``).
 Importing this module does not import torch; the first computation does.
 """
 
-from torchscope.backend._lazy import lazy_namespace
+from torchscope.backend import lazy_namespace
 
 _SUBMODULES = {
     "motion_kernel": "_motion",

@@ -541,16 +541,21 @@ def _snapshots(y, kernel_size, method, iterations, kernel_cut, dev):
     t = to_tensor(y if batch else y[None], device=dev, dtype=torch.float32)
     # on the CPU one patch at a time (see the module notes), the runs advancing in lockstep
     step = 1 if dev.type == "cpu" else len(t)
-    with torch.no_grad():
-        runs = [_run(t[i:i + step].clone(), kernel_size, method, iterations, kernel_cut)
-                for i in range(0, len(t), step)]
-        for states in zip(*runs):
+    runs = [_run(t[i:i + step].clone(), kernel_size, method, iterations, kernel_cut)
+            for i in range(0, len(t), step)]
+    while True:
+        # autograd is off only while a step computes, never across a yield: an abandoned
+        # generator must not leave the consumer's thread (a reused worker thread) without it
+        with torch.no_grad():
+            states = [next(run, None) for run in runs]
+            if any(state is None for state in states):  # the runs end together
+                return
             level, levels, it, progress = states[0][:4]
             k = torch.cat([state[4] for state in states])
             latent = torch.cat([state[5] for state in states])
             kern, lat = to_numpy(k), to_numpy(latent.clamp(0, 1))
-            yield Snapshot(level=level, levels=levels, iteration=it, progress=progress,
-                           kernel=kern if batch else kern[0], latent=lat if batch else lat[0])
+        yield Snapshot(level=level, levels=levels, iteration=it, progress=progress,
+                       kernel=kern if batch else kern[0], latent=lat if batch else lat[0])
 
 
 def estimate_kernel(image, kernel_size, *, method="dark_channel", iterations=3,

@@ -184,7 +184,7 @@ def _scorer_for(weights, device):
 
 def cnn_scores(gray, boxes, *, weights=None, device=None, batch_size=32):
     """Probabilities of the scorer for the square ``boxes`` of a [0, 1] grayscale image."""
-    from torchscope.backend import get_device, to_tensor
+    from torchscope.backend import get_device, to_numpy, to_tensor
 
     dev = get_device(device)
     model = _scorer_for(weights, dev)
@@ -201,4 +201,4 @@ def cnn_scores(gray, boxes, *, weights=None, device=None, batch_size=32):
             chunk = boxes[start:start + batch_size]
             patches = torch.stack([image[r:r + s, c:c + s] for r, c, _, _ in chunk])
             out.append(torch.sigmoid(model(patches[:, None])).double().cpu())
-    return torch.cat(out).numpy()
+    return to_numpy(torch.cat(out))

@@ -32,7 +32,7 @@ Conventions shared by every function:
 Importing this module does not import torch; the first call does.
 """
 
-from torchscope.backend._lazy import lazy_namespace
+from torchscope.backend import lazy_namespace
 
 _SUBMODULES = {
     "gaussian": "_linear",

@@ -176,7 +176,7 @@ def pad(t, widths, mode, cval=0.0):
             continue
         # copy the core and gather only the edges (a gather along the whole axis is several
         # times slower than a copy, especially along the last axis)
-        index = torch.from_numpy(border_index(n, before, after, mode)).to(t.device)
+        index = to_tensor(border_index(n, before, after, mode), device=t.device)
         shape = list(t.shape)
         shape[axis] = n + before + after
         out = t.new_empty(shape)

@@ -24,7 +24,7 @@ import numbers
 
 import numpy as np
 
-from torchscope.backend import check_real
+from torchscope.backend import check_real, to_tensor
 from torchscope.filters._core import (
     apply,
     border_index,
@@ -472,13 +472,12 @@ def _correlate1d(src, weights, axis, mode, out, *, add=False):
 
 def _band_matrix(weights, dtype, device):
     """The ``(_TILE + 2 r, _TILE)`` matrix with ``weights`` in rows ``j..j+2r`` of column ``j``."""
-    import torch
 
     band = np.zeros((_TILE + len(weights) - 1, _TILE))
     columns = np.arange(_TILE)
     for k, w in enumerate(weights):
         band[columns + k, columns] = w
-    return torch.as_tensor(band, dtype=dtype, device=device)
+    return to_tensor(band, device=device, dtype=dtype)
 
 
 def _blocks(pre, length, post, block):
@@ -510,7 +509,6 @@ def _halo_blocks(t, mode, dtype):
     neighbouring rows or, at the image border, from ``mode``. A 3-tap stencil then runs on
     ``part`` in cache, and the image is read once.
     """
-    import torch
 
     n = t.shape[0]
     row = math.prod(t.shape[1:])
@@ -527,7 +525,7 @@ def _halo_blocks(t, mode, dtype):
             part = pad(t[max(0, start - 1) : stop + 1], rows, mode)
         else:
             if index is None:
-                index = torch.as_tensor(border_index(n, 1, 1, mode), device=t.device)
+                index = to_tensor(border_index(n, 1, 1, mode), device=t.device)
             part = t.index_select(0, index[start : stop + 2])
         yield slice(start, stop), pad(part.to(dtype), ((0, 0),) + others, mode)
 

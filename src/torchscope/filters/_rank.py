@@ -11,7 +11,7 @@ import functools
 
 import numpy as np
 
-from torchscope.backend import compute_dtype
+from torchscope.backend import compute_dtype, to_tensor
 from torchscope.filters import _core, _network
 
 MEDIAN = "median"
@@ -97,7 +97,6 @@ def _padded_tile(t, half, mode, cval, region):
     covers, ``_core.pad`` pads it; along an axis it cuts, its rows are taken from the image, or
     for rows beyond the border, from where the border ``mode`` takes them.
     """
-    import torch
 
     widths = []
     for axis, (r, h) in enumerate(zip(region, half)):
@@ -113,7 +112,7 @@ def _padded_tile(t, half, mode, cval, region):
             if np.array_equal(rows, np.arange(rows[0], rows[0] + len(rows))):
                 t = t.narrow(axis, int(rows[0]), len(rows))
             else:
-                t = t.index_select(axis, torch.from_numpy(rows).to(t.device))
+                t = t.index_select(axis, to_tensor(rows, device=t.device))
             widths.append((0, 0))
     return _core.pad(t, widths, mode, cval)
 

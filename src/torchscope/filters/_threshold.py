@@ -302,9 +302,9 @@ def _count_uniform(t, edges):
     dtype = compute_dtype(edges.dtype, t.device)  # float64 edges: float64 (but on Apple MPS)
     first, last = float(edges[0]), float(edges[-1])
     # lower[i] / upper[i]: edges of guess i; a guess of nbins (the maximum) falls in the last bin
-    lower = torch.as_tensor(edges, dtype=dtype, device=t.device)
-    upper = torch.as_tensor(np.concatenate([edges[1:-1], [np.inf, np.inf]]), dtype=dtype,
-                            device=t.device)
+    lower = to_tensor(edges, device=t.device, dtype=dtype)
+    upper = to_tensor(np.concatenate([edges[1:-1], [np.inf, np.inf]]), device=t.device,
+                      dtype=dtype)
     scale = nbins / (last - first)
     flat = t.reshape(-1)
     step = _CPU_BLOCK if t.device.type == "cpu" else flat.numel()

@@ -36,7 +36,7 @@ then the CPU; random functions take ``rng`` (a seed or a ``numpy.random.Generato
 Importing this module does not import torch; the first reconstruction does.
 """
 
-from torchscope.backend._lazy import lazy_namespace
+from torchscope.backend import lazy_namespace
 
 _SUBMODULES = {
     "hadamard_patterns": "_patterns",

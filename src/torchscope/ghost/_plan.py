@@ -24,7 +24,7 @@ import threading
 
 import numpy as np
 
-from torchscope.backend import check_real
+from torchscope.backend import check_real, to_numpy, to_tensor
 
 _CACHE = collections.OrderedDict()
 _CACHE_SIZE = 8
@@ -50,15 +50,14 @@ def _fingerprint(p2):
     """
     import torch
 
-    from torchscope.backend import to_tensor
-
     size = p2.shape[1]
     dt = torch.float32 if p2.dtype == np.float32 else torch.float64
     v = _FP_VECTORS.get((size, dt))
     if v is None:
-        v = torch.as_tensor(np.random.default_rng(20240603).permutation(size) + 1.0).to(dt)
+        v = to_tensor(np.random.default_rng(20240603).permutation(size) + 1.0, device="cpu",
+                      dtype=dt)
         _FP_VECTORS[(size, dt)] = v
-    return (to_tensor(p2, device="cpu", dtype=dt) @ v).numpy()
+    return to_numpy(to_tensor(p2, device="cpu", dtype=dt) @ v)
 
 
 def get_plan(p):
@@ -101,13 +100,12 @@ class Plan:
             raise ValueError("patterns are zero everywhere: no mask transmits anything.")
         self.hadamard = None
         if h == w:
-            import torch
 
             from torchscope.ghost._transform import hadamard_rows
 
-            rows = hadamard_rows(torch.from_numpy(p64), h)
+            rows = hadamard_rows(to_tensor(p64, device="cpu"), h)
             if rows is not None:
-                self.hadamard = tuple(t.numpy() for t in rows)  # k, a, c
+                self.hadamard = tuple(to_numpy(t) for t in rows)  # k, a, c
         # the dense matrix is kept (as a private copy) only for non-Hadamard sets
         self._dense = None if self.hadamard is not None else p.reshape(m, -1).copy()
         self._tensors = {}
@@ -137,12 +135,10 @@ class Plan:
 
     def dense(self, device, dtype):
         """Nominal patterns as an (M, N) tensor."""
-        import torch
 
         def make():
             if self._dense is not None:
-                return torch.as_tensor(np.asarray(self._dense, dtype=np.float64)).to(
-                    device=device, dtype=dtype)
+                return to_tensor(self._dense, device=device, dtype=dtype)
             k, a, c = self.hadamard_tensors(device, dtype)
             n = self.shape[0]
             h1 = self.walsh(device, dtype)
@@ -152,20 +148,18 @@ class Plan:
 
     def walsh(self, device, dtype):
         """The ``n x n`` Sylvester matrix as a tensor."""
-        import torch
 
         from torchscope.ghost._patterns import sylvester
 
-        return self.cached("walsh", device, dtype, lambda: torch.as_tensor(
-            sylvester(self.shape[0]).astype(np.float64)).to(device=device, dtype=dtype))
+        return self.cached("walsh", device, dtype, lambda: to_tensor(
+            sylvester(self.shape[0]), device=device, dtype=dtype))
 
     def hadamard_tensors(self, device, dtype):
-        import torch
 
         def make():
             k, a, c = self.hadamard
-            return (torch.as_tensor(k).to(device), torch.as_tensor(a).to(device, dtype),
-                    torch.as_tensor(c).to(device, dtype))
+            return (to_tensor(k, device=device), to_tensor(a, device=device, dtype=dtype),
+                    to_tensor(c, device=device, dtype=dtype))
         return self.cached("kac", device, dtype, make)
 
     def effective_hadamard(self, depth, device, dtype):
@@ -209,10 +203,9 @@ class Plan:
 
     def total_transmission(self, depth, device, dtype):
         """``R_r``, the total transmission of each effective mask, as an (M,) tensor."""
-        import torch
 
         alpha, beta = self.affine(depth)
-        return torch.as_tensor(alpha * self.size + beta * self.rowsum).to(device, dtype)
+        return to_tensor(alpha * self.size + beta * self.rowsum, device=device, dtype=dtype)
 
 
 class HadamardFrame:

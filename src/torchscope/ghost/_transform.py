@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from torchscope.backend import to_tensor
 from torchscope.ghost._patterns import sylvester
 
 
@@ -61,11 +62,10 @@ def hadamard_rows(p, n, *, verify=True):
     s0 = h[:, 0].clone()
     h = h * s0[:, None]
     bits = int(np.log2(size))
-    pos = torch.tensor([1 << b for b in range(bits)], device=p.device)
-    weights = torch.tensor([1 << b for b in range(bits)], device=p.device, dtype=torch.long)
-    k = ((h[:, pos] < 0).long() * weights).sum(1)
+    powers = torch.tensor([1 << b for b in range(bits)], device=p.device)  # columns and bits
+    k = ((h[:, powers] < 0).long() * powers).sum(1)
     if verify:
-        h1 = torch.as_tensor(sylvester(n), device=p.device).to(p.dtype)
+        h1 = to_tensor(sylvester(n), device=p.device, dtype=p.dtype)
         rows = (h1[k // n][:, :, None] * h1[k % n][:, None, :]).reshape(m, size)
         if not torch.equal(rows, h):
             return None

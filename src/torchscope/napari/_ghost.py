@@ -136,8 +136,6 @@ def reconstruction_job(methods, options, device, *, buckets=None, patterns=None,
     Yields ``(done, total)``; returns ``{"buckets", "patterns", "images": {method: array}}``.
     TV runs through :func:`torchscope.ghost.iterate`, so Stop ends it between snapshots.
     """
-    import torch
-
     from torchscope import ghost
 
     steps = {m: max(1, options[m].get("iterations", 200) // TV_SNAPSHOT_EVERY)
@@ -148,16 +146,11 @@ def reconstruction_job(methods, options, device, *, buckets=None, patterns=None,
     done = 1
     yield done, total
     images = {}
-    grad = torch.is_grad_enabled()
     for method in methods:
         if method == "tv":
             snap = None
             for snap in ghost.iterate(buckets, patterns, method="tv", every=TV_SNAPSHOT_EVERY,
                                       device=device, **options[method]):
-                # iterate() holds torch.no_grad() across its yields, and a stopped worker never
-                # closes its generator: without this the pool thread would keep autograd off
-                # for whatever job (e.g. training) it runs next
-                torch.set_grad_enabled(grad)
                 yield done + snap.iteration // TV_SNAPSHOT_EVERY, total
             images[method] = snap.image
         else:
@@ -188,16 +181,13 @@ def curve_job(obj, patterns_spec, methods, counts, simulation, device):
 def training_job(patterns, steps, batch_size, seed, device, stages=1):
     """Generator for a worker: :func:`torchscope.ghost.train_mwcnn`; yields ``(step, steps)``
     with the loss as ``.loss``; returns the model."""
-    import torch
-
     from torchscope import ghost
 
     gen = ghost.train_mwcnn(patterns, steps=steps, batch_size=batch_size, seed=seed,
                             device=device, stages=stages)
     while True:
         try:
-            with torch.enable_grad():  # pool threads may have been left with autograd off
-                progress = next(gen)
+            progress = next(gen)
         except StopIteration as stop:
             return stop.value
         out = _Progress((progress[0], progress[1]))

@@ -23,7 +23,7 @@ Files
 Importing this module does not import torch; the first computation does.
 """
 
-from torchscope.backend._lazy import lazy_namespace
+from torchscope.backend import lazy_namespace
 
 _SUBMODULES = {
     "Geometry": "_data",

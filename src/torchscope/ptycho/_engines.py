@@ -52,7 +52,15 @@ import math
 
 import numpy as np
 
-from torchscope.backend import check_choice, check_int, check_real, device_name, get_device
+from torchscope.backend import (
+    check_choice,
+    check_int,
+    check_real,
+    device_name,
+    get_device,
+    to_numpy,
+    to_tensor,
+)
 from torchscope.ptycho._data import PtychoData, Result, Snapshot
 from torchscope.ptycho._frames import check_object, check_probe, check_shape, window_corners
 
@@ -279,10 +287,10 @@ class _Engine:
 
         patterns = np.clip(np.asarray(data.patterns, dtype=np.float32), 0, None)
         amps = np.sqrt(np.fft.ifftshift(patterns, axes=(-2, -1)))
-        self.amp = torch.as_tensor(amps, device=dev)
+        self.amp = to_tensor(amps, device=dev)
         self.mask = None
         if data.mask is not None:
-            self.mask = torch.as_tensor(np.fft.ifftshift(np.asarray(data.mask, bool)), device=dev)
+            self.mask = to_tensor(np.fft.ifftshift(np.asarray(data.mask, bool)), device=dev)
             self.amp = self.amp * self.mask
         self.amp_norm = self.amp.square().sum()
 
@@ -291,7 +299,7 @@ class _Engine:
                 raise ValueError("the patterns are zero everywhere (on the valid pixels): there "
                                  "is nothing to reconstruct.")
             probe = _default_probe(amps, (ny, nx), None if self.mask is None else
-                                   self.mask.cpu().numpy())
+                                   to_numpy(self.mask))
         probe = _add_modes(check_probe(probe), modes)
         if probe.shape[1:] != (ny, nx):
             raise ValueError(f"probe has shape {probe.shape[1:]}, the patterns {(ny, nx)}")
@@ -302,8 +310,8 @@ class _Engine:
             shape = obj_shape if obj_shape is not None else _auto_obj_shape(positions, (ny, nx), margin)
             obj_arr = np.ones(shape, dtype=np.complex64)
         self.obj_shape = obj_arr.shape
-        self.obj = torch.as_tensor(obj_arr, device=dev).to(self.cplx).contiguous()
-        self.probe = torch.as_tensor(probe, device=dev).to(self.cplx)
+        self.obj = to_tensor(obj_arr, device=dev, dtype=self.cplx).contiguous()
+        self.probe = to_tensor(probe, device=dev, dtype=self.cplx)
         if self.probe.shape[0] > 1:
             from torchscope.ptycho._probe import orthogonalize_modes
 
@@ -316,10 +324,10 @@ class _Engine:
 
             check_windows_fit(positions, self.obj_shape, (ny, nx), name="positions_px")
         self.pos_dtype = torch.float64 if dev.type != "mps" else torch.float32
-        self.positions = torch.as_tensor(positions, device=dev, dtype=self.pos_dtype)
-        self.base = torch.as_tensor(window_corners(np.zeros(2), self.obj_shape, (ny, nx)),
-                                    device=dev, dtype=self.pos_dtype)
-        self.corner_max = torch.as_tensor(lim, device=dev, dtype=self.pos_dtype)
+        self.positions = to_tensor(positions, device=dev, dtype=self.pos_dtype)
+        self.base = to_tensor(window_corners(np.zeros(2), self.obj_shape, (ny, nx)),
+                              device=dev, dtype=self.pos_dtype)
+        self.corner_max = to_tensor(lim, device=dev, dtype=self.pos_dtype)
         self.subpixel = bool(np.any(positions != np.round(positions))) or refinement is not None
 
         self.seed = seed
@@ -400,12 +408,12 @@ class _Engine:
         ny, nx = self.win
         gap = 8.0 if self.refinement else 0.0  # refined positions may drift towards each other
         if groups is None:
-            positions = self.positions.cpu().numpy()
+            positions = to_numpy(self.positions)
             groups = _groups(positions, (ny + gap, nx + gap), batch_size, self.seed)
         batches, disjoint = groups
         self.groups = groups
         self.batch_size = batch_size
-        self.batches = [torch.as_tensor(b, device=self.dev) for b in batches]
+        self.batches = [to_tensor(b, device=self.dev) for b in batches]
         self.batch_amp = [self.amp[b] for b in self.batches]  # patterns in batch order
         # all positions in batch order; batch g is the slice bounds[g] of it
         self.batch_order = torch.cat(self.batches)
@@ -435,7 +443,7 @@ class _Engine:
             return cached
         torch = self.torch
         if self.geometry_all is None:
-            from torchscope.backend._fft import shift_ramps
+            from torchscope.backend import shift_ramps
 
             corner = self.positions[self.batch_order] + self.base
             whole = torch.round(corner)
@@ -715,7 +723,7 @@ class _Engine:
         if not self.reg_count:
             return
         torch = self.torch
-        from torchscope.backend._registration import register_cross_power
+        from torchscope.backend import register_cross_power
 
         spec = self.reg_spec[:self.reg_count]
         after = self.reg_solo[:self.reg_count].add_(spec)  # the window after its update
@@ -750,7 +758,7 @@ class _Engine:
         """What a continuation needs besides object, probe modes and positions to go on as if
         it had never stopped (host copies; see :meth:`restore`)."""
         def host(t):
-            return None if t is None else t.cpu().numpy().copy()
+            return None if t is None else to_numpy(t, copy=True)
 
         state = {
             "probe": host(self.probe), "seed": self.seed, "generator": host(self.gen.get_state()),
@@ -775,16 +783,14 @@ class _Engine:
         exactly what the uninterrupted run would have."""
         from torchscope.ptycho._probe import orthogonalize_modes
 
-        torch = self.torch
-
         def own(array, dtype):  # a copy: the engine updates its tensors in place, and the
-            return torch.tensor(array, device=self.dev, dtype=dtype)  # state stays reusable
+            return to_tensor(array, device=self.dev, dtype=dtype).clone()  # state stays reusable
 
         if state["probe"].shape == tuple(self.probe.shape):
             # the state's unorthogonalised probe, unless the caller changed the snapshot's
             # modes (a known probe swapped in: it was silently replaced by the old one)
             kept = own(state["probe"], self.cplx)
-            reported = orthogonalize_modes(kept)[0].cpu().numpy().astype(np.complex64)
+            reported = to_numpy(orthogonalize_modes(kept)[0], np.complex64)
             if given_modes is None or np.array_equal(reported, given_modes):
                 self.probe = kept
                 self._drop_graphs()
@@ -810,7 +816,7 @@ class _Engine:
                 m, v, self.adam_t = state["adam"]
                 self.adam_m, self.adam_v = own(m, self.pos_dtype), own(v, self.pos_dtype)
         if self.seed == state["seed"]:
-            self.gen.set_state(torch.as_tensor(state["generator"]))
+            self.gen.set_state(to_tensor(state["generator"], device="cpu"))
 
     def _diverged(self):
         return DivergenceError(
@@ -837,11 +843,11 @@ class _Engine:
             raise self._diverged()
         return Snapshot(
             iteration=self.iteration,
-            obj=self.obj.cpu().numpy().astype(np.complex64),
-            probe_modes=modes.cpu().numpy().astype(np.complex64),
-            positions_px=self.positions.cpu().numpy().astype(np.float64),
+            obj=to_numpy(self.obj, np.complex64, copy=True),
+            probe_modes=to_numpy(modes, np.complex64, copy=True),
+            positions_px=to_numpy(self.positions, np.float64, copy=True),
             error=float(error),
-            occupancies=occ.cpu().numpy().astype(np.float64),
+            occupancies=to_numpy(occ, np.float64, copy=True),
             state=self.state(),
         )
 
@@ -927,7 +933,7 @@ def _run(engine_obj, iterations, every, history):
         pending.append(engine_obj.step())
         done += 1
         if done % every == 0 or done == iterations:
-            errors = torch.stack(pending).cpu().numpy().astype(np.float64)
+            errors = to_numpy(torch.stack(pending), np.float64)
             pending = []
             history.extend(errors.tolist())
             yield engine_obj.snapshot(errors[-1])

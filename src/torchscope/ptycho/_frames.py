@@ -19,9 +19,9 @@ def window_corners(positions, obj_shape, win_shape):
                     dtype=np.float64)
     if isinstance(positions, np.ndarray):
         return positions + base
-    import torch
+    from torchscope.backend import to_tensor
 
-    return positions + torch.as_tensor(base, dtype=positions.dtype, device=positions.device)
+    return positions + to_tensor(base, device=positions.device, dtype=positions.dtype)
 
 
 def check_windows_fit(positions, obj_shape, win_shape, *, name="positions"):

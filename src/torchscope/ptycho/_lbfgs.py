@@ -22,6 +22,7 @@ of ``L`` along ``d`` is ``2 <g, d>``.
 
 import math
 
+from torchscope.backend import to_numpy, to_tensor
 from torchscope.ptycho._engines import _power_sum
 
 #: Pairs (step, gradient change) that L-BFGS remembers.
@@ -49,7 +50,6 @@ class LBFGSFinish:
 
     def __init__(self, engine, state=None):
         self.engine = engine
-        torch = engine.torch
         self.probe_free = engine.opts["alpha_probe"] > 0
         if state is None:
             self.w_obj, self.w_probe = self._preconditioner()
@@ -57,8 +57,8 @@ class LBFGSFinish:
             self.converged = False
             self.f, self.grad = self._evaluate()
         else:
-            def own(array):
-                return torch.tensor(array, device=engine.dev)
+            def own(array):  # a copy: the state stays reusable
+                return to_tensor(array, device=engine.dev).clone()
 
             self.w_obj, self.w_probe = own(state["w_obj"]), own(state["w_probe"])
             self.pairs = [((own(so), own(sp)), (own(yo), own(yp)), own(rho))
@@ -69,7 +69,7 @@ class LBFGSFinish:
 
     def state(self):
         def host(t):
-            return t.cpu().numpy().copy()
+            return to_numpy(t, copy=True)
 
         return {
             "w_obj": host(self.w_obj), "w_probe": host(self.w_probe),

@@ -5,8 +5,7 @@ import math
 
 import numpy as np
 
-from torchscope.backend import check_int, check_real
-from torchscope.backend._registration import register_subpixel
+from torchscope.backend import check_int, check_real, register_subpixel
 from torchscope.ptycho._frames import (
     check_object,
     check_positions,
@@ -86,16 +85,15 @@ def _ramp_frequency(rec, tru, w, upsample, device):
     """
     import torch
 
-    from torchscope.backend import get_device
-    from torchscope.backend._registration import register_spectra
+    from torchscope.backend import get_device, register_spectra, to_numpy, to_tensor
 
     dev = get_device(device)
-    z = torch.as_tensor(np.fft.ifftshift(tru * np.conj(rec) * w))
-    z = z.to(dev, torch.complex64 if dev.type == "mps" else torch.complex128)
+    z = to_tensor(np.fft.ifftshift(tru * np.conj(rec) * w), device=dev,
+                  dtype=torch.complex64 if dev.type == "mps" else torch.complex128)
     # the ramp's phase error at the edge is pi / upsample_ramp: search finer than for shifts
     d = register_spectra(z[None], torch.ones_like(z)[None], upsample=max(10 * upsample, 10),
                          normalization=None, coarse_upsample=10)[0]
-    return d.cpu().numpy()
+    return to_numpy(d)
 
 
 def _apply_ramp(image, d):
@@ -110,8 +108,7 @@ def _shift_candidates(reference, moving, upsample, device, count=4, separation=3
     (count, 2), strongest first."""
     import torch
 
-    from torchscope.backend import get_device
-    from torchscope.backend._registration import register_spectra
+    from torchscope.backend import get_device, register_spectra, to_numpy, to_tensor
 
     ref_f, mov_f = np.fft.fft2(reference), np.fft.fft2(moving)
     power = np.abs(np.fft.ifft2(ref_f * np.conj(mov_f)))
@@ -127,10 +124,10 @@ def _shift_candidates(reference, moving, upsample, device, count=4, separation=3
     cdtype = torch.complex64 if dev.type == "mps" else torch.complex128
     k = len(starts)
     shifts = register_spectra(
-        torch.as_tensor(ref_f).to(dev, cdtype).expand(k, ny, nx),
-        torch.as_tensor(mov_f).to(dev, cdtype).expand(k, ny, nx), upsample=upsample,
-        normalization=None, start=torch.as_tensor(starts, dtype=torch.float64, device=dev))
-    return shifts.cpu().numpy().astype(np.float64)
+        to_tensor(ref_f, device=dev, dtype=cdtype).expand(k, ny, nx),
+        to_tensor(mov_f, device=dev, dtype=cdtype).expand(k, ny, nx), upsample=upsample,
+        normalization=None, start=to_tensor(starts, device=dev, dtype=torch.float64))
+    return to_numpy(shifts, np.float64)
 
 
 #: Rounds of (shift, then ramp) refinement at most (see object_error)

@@ -28,18 +28,18 @@ def _intensities(obj, probe, positions, device):
     """
     import torch
 
-    from torchscope.backend._fft import shift_ramps
+    from torchscope.backend import shift_ramps, to_numpy, to_tensor
 
     dev = get_device(device)
     real = torch.float64 if dev.type != "mps" else torch.float32
     cplx = torch.complex128 if real == torch.float64 else torch.complex64
     _, ny, nx = probe.shape
-    o = torch.as_tensor(obj, device=dev).to(cplx)
-    p = torch.as_tensor(probe, device=dev).to(cplx)
+    o = to_tensor(obj, device=dev, dtype=cplx)
+    p = to_tensor(probe, device=dev, dtype=cplx)
     corners = window_corners(positions, obj.shape, (ny, nx))
     whole = np.round(corners)
-    frac = torch.as_tensor(corners - whole, device=dev, dtype=real)
-    whole = torch.as_tensor(whole.astype(np.int64), device=dev)
+    frac = to_tensor(corners - whole, device=dev, dtype=real)
+    whole = to_tensor(whole.astype(np.int64), device=dev)
     spectrum = torch.fft.fft2(p)
     ar_y = torch.arange(ny, device=dev)
     ar_x = torch.arange(nx, device=dev)
@@ -53,7 +53,7 @@ def _intensities(obj, probe, positions, device):
         shifted = torch.fft.ifft2(spectrum[None] * (ry[:, None, :, None] * rx[:, None, None, :]))
         far = torch.fft.fft2(shifted * crops[:, None], norm="ortho")
         inten = (far.real.square() + far.imag.square()).sum(1)
-        out.append(torch.fft.fftshift(inten, dim=(-2, -1)).cpu().numpy())
+        out.append(to_numpy(torch.fft.fftshift(inten, dim=(-2, -1))))
     return np.concatenate(out)
 
 
