@@ -126,3 +126,12 @@ def test_clear_errors():
         register_subpixel(np.zeros((2, 8, 8)), np.zeros((3, 8, 8)))
     with pytest.raises(ValueError, match=r"\(\.\.\., ny, nx\)"):
         register_subpixel(np.zeros(8), np.zeros(8))
+
+
+def test_a_single_row_registers_along_its_length_only():
+    signal = np.exp(-0.5 * ((np.arange(64) - 30.0) / 3.0) ** 2)
+    moved = np.exp(-0.5 * ((np.arange(64) - 32.5) / 3.0) ** 2)
+    found = register_subpixel(signal[None, None], moved[None, None], upsample=20)
+    assert found.shape == (1, 2)
+    assert found[0, 0] == 0.0
+    assert found[0, 1] == pytest.approx(-2.5, abs=0.05)

@@ -79,6 +79,37 @@ def test_run_writes_the_four_layers_on_the_input_geometry(viewer, widget, blurre
     np.testing.assert_array_equal(restored.translate, (3.0, -2.0))
 
 
+def test_every_output_replays_from_its_record_with_the_random_scorer(viewer, widget,
+                                                                     wait_until_done):
+    """The random scorer drew new scores at each replay (no seed was passed or recorded), and
+    the records named neither function, device (auto) nor version."""
+    assert widget.seed.native.isHidden()
+    widget.scorer.value = "random"
+    assert not widget.seed.native.isHidden()  # shown for this scorer only
+    widget.seed.value = 7
+    widget.device.value = None  # auto: the record names the device that ran
+    widget.run()
+    wait_until_done(widget, timeout=120_000)
+    replays = {"score heatmap (blurred)": "heatmap", "kernel (blurred)": "kernel",
+               "deblurred (blurred)": "deblurred"}
+    for name, variable in replays.items():
+        record = viewer.layers[name].metadata["torchscope"]
+        assert record["device"] == "cpu" and record["input"] == "blurred"
+        assert record["version"] == torchscope.__version__
+        assert record["function"].startswith("torchscope.deblur.")
+        namespace = {"torchscope": torchscope, "layer": viewer.layers["blurred"]}
+        exec(record["call"], namespace)  # noqa: S102 - the recorded call
+        np.testing.assert_allclose(viewer.layers[name].data, namespace[variable], atol=1e-5)
+    record = viewer.layers["regions (blurred)"].metadata["torchscope"]
+    assert record["parameters"]["rng"] == 7
+    namespace = {"torchscope": torchscope, "layer": viewer.layers["blurred"]}
+    exec(record["call"], namespace)  # noqa: S102 - the recorded call
+    assert namespace["top"].boxes.tolist() == record["boxes"]
+    other = deblur.score_regions(viewer.layers["blurred"].data, size=64, stride=16,
+                                 scorer="random", rng=8)
+    assert not np.array_equal(other.heatmap, viewer.layers["score heatmap (blurred)"].data)
+
+
 def test_reestimate_from_a_moved_rectangle(viewer, widget, blurred, wait_until_done):
     widget.run()
     wait_until_done(widget, timeout=120_000)

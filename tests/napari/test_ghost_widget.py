@@ -258,8 +258,7 @@ def test_docks_and_samples_open_through_napari(viewer):
     assert [c for c in widget.measurement.choices if c is not None] == [meas]
 
 
-@pytest.mark.skipif("train_mwcnn" not in dir(ghost), reason="train_mwcnn not available")
-def test_training_on_the_dock_masks(viewer, gear, qtbot, wait_until_done):
+def test_training_on_the_dock_masks(viewer, gear, qtbot, wait_until_done, tmp_path):
     widget = GhostWidget(viewer)
     widget.object.value = gear
     widget.ratio.value = 0.25
@@ -276,3 +275,16 @@ def test_training_on_the_dock_masks(viewer, gear, qtbot, wait_until_done):
     expected = ghost.reconstruct(b, p, method="mwcnn", modulation_depth=0.8, model=model)
     np.testing.assert_allclose(viewer.layers["mwcnn(gear)"].data, expected, rtol=1e-5,
                                atol=1e-5 * abs(expected).max())
+    # saved, loaded back from the file: the record names the file the console loads
+    widget.save_model.value = tmp_path / "mine.safetensors"
+    widget.model_file.value = tmp_path / "mine.safetensors"
+    loaded = widget.model.value
+    assert loaded is not model
+    run(widget, wait_until_done, methods=["mwcnn"])
+    layer = viewer.layers["mwcnn(gear)"]
+    assert f"load_mwcnn({str(tmp_path / 'mine.safetensors')!r})" in layer.metadata["torchscope"]["call"]
+    namespace = {"viewer": viewer, "torchscope": __import__("torchscope")}
+    exec(layer.metadata["torchscope"]["call"], namespace)  # noqa: S102
+    np.testing.assert_allclose(namespace["image"], layer.data, rtol=1e-5,
+                               atol=1e-5 * abs(expected).max())
+    np.testing.assert_allclose(layer.data, expected, rtol=1e-5, atol=1e-5 * abs(expected).max())

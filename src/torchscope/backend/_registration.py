@@ -228,9 +228,11 @@ def register_cross_power(product, *, upsample=100, normalization="phase", coarse
         shift = _upsampled_peak(product, shift, upsample, region, interpolate)
     elif shift is None:
         shift = torch.zeros(product.shape[0], 2, device=product.device, dtype=product.real.dtype)
-    # along an axis of length one there is nothing to register
-    keep = torch.tensor((ny > 1, nx > 1), device=shift.device)
-    return torch.where(keep, shift, torch.zeros_like(shift))
+    for axis, n in enumerate((ny, nx)):
+        if n == 1:  # along an axis of length one there is nothing to register
+            shift = shift.clone()
+            shift[..., axis] = 0
+    return shift
 
 
 def register_subpixel(reference, moving, *, upsample=100, normalization="phase", space="real",

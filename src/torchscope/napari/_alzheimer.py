@@ -42,6 +42,7 @@ from napari.utils.notifications import show_error, show_info
 from torchscope.napari._workers import (
     RunControls,
     add_or_update_layer,
+    call_record,
     follow_layer_list,
     format_call,
     spatial_properties,
@@ -407,8 +408,6 @@ class ClassifyWidget(Container):
 
     def _write(self, job, result):
         """Main thread: the probability in the dock, and the output layers on the slice."""
-        import torchscope
-
         layer = job["layer"]
         p = result["probability"]
         self.probability = p
@@ -421,17 +420,8 @@ class ClassifyWidget(Container):
             "blue towards healthy. Reconstruction, |error| and feature maps are hidden "
             "layers.</small>"
         )
-        record = {
-            "probability": p,
-            "model": "demo" if job["demo"] else job["model_path"],
-            "axis": job["axis"],
-            "index": job["index"],
-            "device": job["device"],
-            "version": torchscope.__version__,
-            "input": layer.name,
-            "setup": [calls["model"], calls["slice"]],
-            "predict": calls["probability"],
-        }
+        parameters = {"model": "demo" if job["demo"] else job["model_path"],
+                      "axis": job["axis"], "index": job["index"]}
         geometry = _slice_geometry(layer, job["axis"], job["index"])
         network, block = job["features"]
         outputs = self._outputs.setdefault(layer, {})
@@ -451,11 +441,11 @@ class ClassifyWidget(Container):
                                                   job["axis"])
             else:
                 data, placement = _on_slice(data, geometry, job["axis"])
-            meta = {
-                **record,
-                "function": f"{MODULE}.{_FUNCTIONS[kind]}",
-                "call": calls[kind],
-            }
+            meta = call_record(f"{MODULE}.{_FUNCTIONS[kind]}", calls[kind],
+                               parameters=parameters, device=job["device"], input=layer.name,
+                               **parameters, probability=p,
+                               setup=[calls["model"], calls["slice"]],
+                               predict=calls["probability"])
             kwargs = {"name": name, "metadata": {"torchscope": meta}, **placement, **display}
             previous = outputs.get(name)
             out = add_or_update_layer(self._viewer, previous, data, kwargs, "image")

@@ -35,6 +35,7 @@ from napari.utils.notifications import show_error
 from torchscope.napari._workers import (
     RunControls,
     add_or_update_layer,
+    call_record,
     format_call,
     spatial_properties,
 )
@@ -95,13 +96,18 @@ def _estimate_and_deconvolve(image, box, options, done):
     return kernel, restored
 
 
+def _score_options(options):
+    """The options of ``score_regions`` among the dock's (``rng`` only where it is used)."""
+    keys = ("size", "stride", "scorer") + (("rng",) if options["scorer"] == "random" else ())
+    return {key: options[key] for key in keys}
+
+
 def full_job(image, options):
     """Score regions, then estimate from the best one and deconvolve (a worker generator)."""
     from torchscope import deblur
 
     yield 0, _TOTAL
-    regions = deblur.score_regions(image, size=options["size"], stride=options["stride"],
-                                   scorer=options["scorer"], device=options["device"])
+    regions = deblur.score_regions(image, **_score_options(options), device=options["device"])
     yield _SCORE_STEPS, _TOTAL
     top = regions.top(options["top_k"], overlap=options["overlap"])
     box = tuple(int(v) for v in top.boxes[0])
@@ -136,6 +142,9 @@ class DeblurWidget(Container):
         self.size = SpinBox(name="size", label="region size (px)", value=228, min=8, max=4096,
                             tooltip="Side of the scored square regions (the paper: 228).")
         self.stride = SpinBox(name="stride", label="stride (px)", value=20, min=1, max=4096)
+        self.seed = SpinBox(name="seed", value=0, min=0, max=2**31 - 1,
+                            tooltip="Seed of the 'random' scorer (the same seed draws the "
+                                    "same scores).")
         self.top_k = SpinBox(name="top_k", label="top k", value=5, min=1, max=100,
                              tooltip="How many of the best regions are drawn.")
         self.overlap = FloatSpinBox(
@@ -152,14 +161,20 @@ class DeblurWidget(Container):
         self.controls = RunControls(name="controls")
         self.reestimate_button = PushButton(name="reestimate",
                                             text="Re-estimate from selected rectangle")
-        super().__init__(widgets=[self.image, self.scorer, self.size, self.stride, self.top_k,
+        super().__init__(widgets=[self.image, self.scorer, self.size, self.stride, self.seed,
+                                  self.top_k,
                                   self.overlap, self.kernel_size, self.method,
                                   self.deconvolution, self.device, self.controls,
                                   self.reestimate_button])
+        self.scorer.changed.connect(self._show_seed)
+        self._show_seed()
         self.controls.run_button.changed.connect(self.run)
         self.reestimate_button.changed.connect(self.reestimate)
         napari_viewer.layers.events.inserted.connect(self.image.reset_choices)
         napari_viewer.layers.events.removed.connect(self.image.reset_choices)
+
+    def _show_seed(self, *_):
+        self.seed.visible = self.scorer.value == "random"
 
     @property
     def _outputs(self):
@@ -180,14 +195,18 @@ class DeblurWidget(Container):
         self.controls.stop()
 
     def _options(self):
+        from torchscope.backend import device_name
+
         kernel_size = int(self.kernel_size.value)
         if kernel_size % 2 == 0:
             raise ValueError(f"kernel size must be odd, got {kernel_size}.")
         return {"scorer": self.scorer.value, "size": int(self.size.value),
-                "stride": int(self.stride.value), "top_k": int(self.top_k.value),
+                "stride": int(self.stride.value), "rng": int(self.seed.value),
+                "top_k": int(self.top_k.value),
                 "overlap": float(self.overlap.value),
                 "kernel_size": kernel_size, "method": self.method.value,
-                "deconvolution": self.deconvolution.value, "device": self.device.value}
+                "deconvolution": self.deconvolution.value,
+                "device": device_name(self.device.value)}
 
     # ----------------------------------------------------------------- starting jobs
     def run(self, *_):
@@ -238,17 +257,26 @@ class DeblurWidget(Container):
                     for key, value in geometry.items()}  # (a 2D or RGB layer: all 2D)
         device = options["device"]
         name = layer.name
+
+        def record(function, parameters, call, **extra):
+            return {"torchscope": call_record(f"{MODULE}.{function}", "\n".join(call),
+                                              parameters=parameters, device=device,
+                                              input=name, **extra)}
+
         if "regions" in result:
-            score = format_call(MODULE + ".score_regions", (),
-                                {key: options[key] for key in ("size", "stride", "scorer")}
-                                | {"device": device})
+            parameters = _score_options(options)
+            score = format_call(MODULE + ".score_regions", (), parameters | {"device": device})
             call = [line, f"regions = {score}"]
-            self._write_heatmap(name, result["regions"].heatmap, geometry, call + [
-                "heatmap = regions.heatmap"])
-            self._write_regions(name, result["top"], geometry, call + [
-                f"top = regions.top({options['top_k']}, overlap={options['overlap']!r})"])
+            self._write_heatmap(name, result["regions"].heatmap, geometry, record(
+                "score_regions", parameters, call + ["heatmap = regions.heatmap"]))
+            top = {"top_k": options["top_k"], "overlap": options["overlap"]}
+            self._write_regions(name, result["top"], geometry, record(
+                "score_regions", parameters | top, call + [
+                    f"top = regions.top({options['top_k']}, overlap={options['overlap']!r})"],
+                boxes=result["top"].boxes.tolist()))
         row, col, height, width = result["box"]
         crop = f"image[{row}:{row + height}, {col}:{col + width}]"
+        estimated = {"kernel_size": options["kernel_size"], "method": options["method"]}
         estimate = format_call(MODULE + ".estimate_kernel", (options["kernel_size"],),
                                {"method": options["method"], "device": device}, image=crop)
         kernel_call = [line, f"kernel = {estimate}"]
@@ -259,7 +287,7 @@ class DeblurWidget(Container):
         self._outputs["kernel"] = add_or_update_layer(
             self._viewer, self._outputs.get("kernel"), result["kernel"].astype(np.float32),
             {"name": f"kernel ({name})", "colormap": "inferno", **kernel_geometry,
-             "metadata": {"torchscope": {"call": "\n".join(kernel_call), "box": result["box"]}}},
+             "metadata": record("estimate_kernel", estimated, kernel_call, box=result["box"])},
             "image")
         deconv = format_call(MODULE + ".deconvolve", (),
                              {"method": options["deconvolution"], "device": device},
@@ -267,8 +295,9 @@ class DeblurWidget(Container):
         self._outputs["deblurred"] = add_or_update_layer(
             self._viewer, self._outputs.get("deblurred"), result["image"],
             {"name": f"deblurred ({name})", "colormap": "gray", **geometry,
-             "metadata": {"torchscope": {"call": "\n".join(kernel_call + [f"deblurred = {deconv}"]),
-                                         "box": result["box"]}}},
+             "metadata": record("deconvolve", estimated | {
+                 "deconvolution": options["deconvolution"]}, kernel_call + [
+                     f"deblurred = {deconv}"], box=result["box"])},
             "image")
         # ringing overshoots the input's range: show the result on the input's display range
         self._outputs["deblurred"].contrast_limits = (0.0, 1.0) if layer.rgb else tuple(
@@ -288,7 +317,7 @@ class DeblurWidget(Container):
         if regions is not None and regions in layers:
             layers.selection.active = regions
 
-    def _write_heatmap(self, name, heatmap, geometry, call):
+    def _write_heatmap(self, name, heatmap, geometry, metadata):
         finite = heatmap[np.isfinite(heatmap)]
         limits = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
         if limits[0] == limits[1]:
@@ -296,11 +325,11 @@ class DeblurWidget(Container):
         layer = add_or_update_layer(
             self._viewer, self._outputs.get("heatmap"), heatmap,
             {"name": f"score heatmap ({name})", "colormap": "viridis", "opacity": 0.45,
-             **geometry, "metadata": {"torchscope": {"call": "\n".join(call)}}}, "image")
+             **geometry, "metadata": metadata}, "image")
         layer.contrast_limits = limits
         self._outputs["heatmap"] = layer
 
-    def _write_regions(self, name, top, geometry, call):
+    def _write_regions(self, name, top, geometry, metadata):
         old = self._outputs.get("regions")
         if old is not None and old in self._viewer.layers:
             self._viewer.layers.remove(old)
@@ -312,6 +341,5 @@ class DeblurWidget(Container):
             features={"score": top.scores, "rank": np.arange(1, len(top.scores) + 1)},
             text={"string": "#{rank}: {score:.3g}", "color": "red", "anchor": "upper_left",
                   "size": 10},
-            metadata={"torchscope": {"call": "\n".join(call),
-                                     "boxes": top.boxes.tolist()}},
+            metadata=metadata,
             **geometry)

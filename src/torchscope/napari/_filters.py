@@ -26,6 +26,7 @@ from napari.utils.notifications import show_error
 from torchscope.napari._workers import (
     RunControls,
     add_or_update_layer,
+    call_record,
     compute_in_blocks,
     follow_layer_list,
     format_call,
@@ -410,18 +411,11 @@ class FilterWidget(Container):
 
     def _write(self, job, result):
         """Main thread: put the result into this widget's output layer for that input."""
-        import torchscope
-
         op, layer = job["op"], job["layer"]
-        record = {
-            "function": f"{MODULE}.{op.name}",
-            "parameters": job["values"],
-            "spacing": job["spacing"],
-            "device": job["kwargs"]["device"],
-            "version": torchscope.__version__,
-            "input": layer.name,
-            "call": format_call(f"{MODULE}.{op.name}", job["args"], job["kwargs"]),
-        }
+        record = call_record(f"{MODULE}.{op.name}",
+                             format_call(f"{MODULE}.{op.name}", job["args"], job["kwargs"]),
+                             parameters=job["values"], device=job["kwargs"]["device"],
+                             input=layer.name, spacing=job["spacing"])
         kwargs = {
             "name": f"{op.name}({layer.name})",
             "metadata": {"torchscope": record},

@@ -45,6 +45,7 @@ from torchscope.napari._readers import GHOST_MEASUREMENT, ghost_measurement_laye
 from torchscope.napari._workers import (
     RunControls,
     add_or_update_layer,
+    call_record,
     follow_layer_list,
     format_call,
     spatial_properties,
@@ -360,6 +361,7 @@ class GhostWidget(Container):
         self._cnr_pending = False
         self.cnr_values = {}
         self._models = []  # (text, model) trained or loaded here
+        self._model_files = {}  # id(model) -> the file a loaded model came from
 
         self._source = ComboBox(name="source", choices=[
             ("simulate from an object layer", SIMULATE), ("measured data", MEASURED)],
@@ -562,24 +564,20 @@ class GhostWidget(Container):
         self._controls.stop()
 
     def _record(self, job, method):
-        import torchscope
-
         opts = dict(job["options"][method])
         model = opts.pop("model", None)
         call = format_call(f"{MODULE}.reconstruct", (),
                            {"method": method, **opts, "device": job["device"]},
                            image="buckets, patterns")
+        lines = list(job["lines"])
         if model is not None:
             call = call[:-1] + ", model=model)"
-        record = {
-            "function": f"{MODULE}.reconstruct",
-            "method": method,
-            "parameters": opts,
-            "device": job["device"],
-            "version": torchscope.__version__,
-            "input": job["input"],
-            "call": "\n".join([*job["lines"], f"image = {call}"]),
-        }
+            path = self._model_files.get(id(model))
+            if path is not None:  # (a model trained here: its "model" entry tells how)
+                lines.append(f"model = {MODULE}.load_mwcnn({path!r})")
+        record = call_record(f"{MODULE}.reconstruct", "\n".join([*lines, f"image = {call}"]),
+                             parameters=opts, device=job["device"], input=job["input"],
+                             method=method)
         if model is not None:
             record["model"] = dict(getattr(model, "config", {}))
         return record
@@ -791,6 +789,7 @@ class GhostWidget(Container):
         except (OSError, TypeError, ValueError) as error:
             show_error(f"Cannot load {path}: {error}")
             return
+        self._model_files[id(model)] = str(path)
         self._on_trained(f"loaded: {Path(path).name}", model)
 
     def _on_save_model(self, *_):

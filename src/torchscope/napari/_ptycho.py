@@ -47,7 +47,7 @@ from magicgui.widgets import (
 from napari.layers import Image, Layer
 from napari.utils.notifications import show_error, show_info
 
-from torchscope.napari._workers import Failed, follow_layer_list, guarded_worker
+from torchscope.napari._workers import Failed, call_record, follow_layer_list, guarded_worker
 
 MODULE = "torchscope.ptycho"
 #: Metadata keys of the layers that carry ptychography objects.
@@ -828,14 +828,16 @@ class PtychoWidget(Container):
         }
         photons = float(self.photons.value) or None
         # The console lines that build the same object from the layers.
+        # (in float64, as above: float32 layers gave an object differing in its last bits,
+        # which flipped a few of the seeded Poisson counts)
         code = ["import numpy"]
         code.append(
-            f"amp = viewer.layers[{amplitude_layer.name!r}].data"
+            f"amp = numpy.asarray(viewer.layers[{amplitude_layer.name!r}].data, float)"
             if amplitude_layer is not None
             else "amp = 1.0"
         )
-        if phase_layer is not None:
-            code.append(f"p = viewer.layers[{phase_layer.name!r}].data")
+        if phase is not None and span:
+            code.append(f"p = numpy.asarray(viewer.layers[{phase_layer.name!r}].data, float)")
             code.append(f"ph = {self.phase_range.value!r} * ((p - p.min()) / numpy.ptp(p) - 0.5)")
         else:
             code.append("ph = 0.0")
@@ -989,21 +991,16 @@ class PtychoWidget(Container):
 
     def _record(self, data_layer, options, iteration):
         """How the layers were made: the console call that gives the same snapshot."""
-        import torchscope
-
         args = ", ".join(f"{k}={v!r}" for k, v in options.items() if v is not None and k != "every")
         call = f"{MODULE}.reconstruct(data, iterations={iteration - self._run_first}, {args}"
         if self._run_first:
             call += f", start=previous)  # previous: the snapshot at iteration {self._run_first}"
         else:
             call += ")"
-        return {
-            "function": f"{MODULE}.iterate",
-            "parameters": options,
-            "input": data_layer.name,
-            "version": torchscope.__version__,
-            "call": f"data = viewer.layers[{data_layer.name!r}].metadata[{DATA_KEY!r}]; {call}",
-        }
+        return call_record(
+            f"{MODULE}.iterate",
+            f"data = viewer.layers[{data_layer.name!r}].metadata[{DATA_KEY!r}]; {call}",
+            parameters=options, device=options["device"], input=data_layer.name)
 
     def _show(self, data_layer, payload):
         """Main thread: a snapshot arrived; update the layers, the plot and the progress."""

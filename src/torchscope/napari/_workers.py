@@ -261,6 +261,16 @@ def format_call(function, args=(), kwargs=None, *, image="image"):
     return f"{function}({', '.join(parts)})"
 
 
+def call_record(function, call, *, parameters, device, input, **extra):
+    """``layer.metadata["torchscope"]`` of an output layer: the function, its parameters, the
+    device that ran it, the package version, the input layer's name and ``call``, the Python
+    lines that reproduce the layer from the console; ``extra`` entries are added."""
+    import torchscope
+
+    return {"function": function, "parameters": parameters, "device": device,
+            "version": torchscope.__version__, "input": input, "call": call, **extra}
+
+
 def spatial_properties(layer):
     """The geometry an output layer copies from its input: scale, translate, axis labels,
     units, and rotate, shear and affine where they are not the identity (without them a
