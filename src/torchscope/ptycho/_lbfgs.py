@@ -188,5 +188,4 @@ class LBFGSFinish:
     def _error(self):
         """The normalised misfit at the current estimate, as the engine reports it: a tensor on
         its device (snapshots stack the errors of PIE and L-BFGS iterations together)."""
-        e = self.engine
-        return e.torch.tensor(math.sqrt(self.f / float(e.amp_norm)), device=e.dev)
+        return (self.f / self.engine.amp_norm).sqrt()  # on the device: no synchronisation
