@@ -48,6 +48,22 @@ def test_explicit_and_whole_regions(rng):
     assert deblur(image, 5, scorer="variance", device="cpu").region == (0, 0, 40, 50)
 
 
+def test_explicit_region_estimates_the_kernel_of_that_region():
+    """Two scenes side by side, each blurred by its own motion kernel: a box inside the left
+    half gives the left kernel, a box inside the right half the right one."""
+    n = 96
+    a, b = motion_kernel(9, rng=7), motion_kernel(9, rng=8)
+    left = blur(strong_edges(n, seed=3), a, noise_sigma=0.005, rng=1)
+    right = blur(strong_edges(n, seed=4), b, noise_sigma=0.005, rng=2)
+    image = np.concatenate([left, right], 1)
+    assert kernel_similarity(a, b) < 0.7  # the two kernels are told apart
+    for box, own, other in [((3, 2, 90, 92), a, b), ((1, n + 3, 94, 93), b, a)]:
+        result = deblur(image, 9, region=box, deconvolution="wiener", device="cpu")
+        assert result.region == box
+        near, far = kernel_similarity(result.kernel, own), kernel_similarity(result.kernel, other)
+        assert near > 0.85 and near > far + 0.15, (box, near, far)
+
+
 def test_errors(rng):
     image = rng.random((60, 60))
     with pytest.raises(ValueError, match="outside"):

@@ -69,6 +69,27 @@ def test_random_is_seeded_and_top_sorts(rng):
     assert top.boxes[0].tolist() == a.boxes[np.argmax(a.scores)].tolist()
 
 
+def test_random_scores_depend_on_the_seed(rng):
+    """"random" is a seeded baseline of uniform scores: another seed gives other scores, one
+    generator passed twice goes on drawing, and the scores spread evenly over their range."""
+    image = rng.random((100, 100))
+    scores = [score_regions(image, size=20, stride=4, scorer="random", rng=seed).scores
+              for seed in (3, 4, 5)]
+    for i in range(3):
+        for j in range(i):
+            assert np.mean(scores[i] == scores[j]) < 0.01, (i, j)
+    gen = np.random.default_rng(3)
+    first = score_regions(image, size=20, stride=4, scorer="random", rng=gen).scores
+    second = score_regions(image, size=20, stride=4, scorer="random", rng=gen).scores
+    assert np.mean(first == second) < 0.01
+    s = scores[0]
+    assert len(s) == 441 and len(np.unique(s)) == 441
+    # uniform (the docstring gives no range, so scaled to it): each tenth holds about 44
+    # of the 441 (outside 20-70 is more than 3.5 sigma away)
+    counts = np.histogram((s - s.min()) / np.ptp(s), bins=10, range=(0, 1))[0]
+    assert counts.min() > 20 and counts.max() < 70, counts
+
+
 def test_colour_and_integer_input(rng):
     rgb = (rng.random((80, 90, 3)) * 255).astype(np.uint8)
     gray = rgb.astype(float) @ [0.2125, 0.7154, 0.0721] / 255

@@ -66,6 +66,33 @@ def test_blur_keeps_the_total_of_open_masks_and_smooths_edges(obj):
     np.testing.assert_allclose(blurred.sum(), sharp.sum(), rtol=0.05)
 
 
+@pytest.mark.parametrize("sigma", [1.0, 1.5])
+@pytest.mark.parametrize("depth", [1.0, 0.8])
+def test_blur_is_the_gaussian_point_spread(sigma, depth):
+    """``blur`` is the standard deviation of a Gaussian blur of the masks, in mask pixels: a
+    mask with one open pixel at distance d from a one-pixel object lets through the 2-D
+    Gaussian density exp(-d^2 / (2 sigma^2)) / (2 pi sigma^2) (the sampled kernel sums to
+    the continuous one to ~1e-5 for sigma >= 1), and opaque metal 1 - D_r besides."""
+    n, centre = 32, 16
+    offsets = [(0, 0), (0, 1), (1, 0), (1, 1), (0, 2), (-2, 1), (2, -3), (-3, -3), (0, 4)]
+    p = np.zeros((len(offsets), n, n))
+    for k, (dy, dx) in enumerate(offsets):
+        p[k, centre + dy, centre + dx] = 1
+    obj = np.zeros((n, n))
+    obj[centre, centre] = 1
+    b = simulate_buckets(obj, p, blur=sigma, modulation_depth=depth)
+    d2 = np.array([dy ** 2 + dx ** 2 for dy, dx in offsets], float)
+    psf = np.exp(-d2 / (2 * sigma ** 2)) / (2 * np.pi * sigma ** 2)
+    np.testing.assert_allclose(b, 1 - depth + depth * psf, rtol=1e-4, atol=1e-9)
+    # and symmetric: the object and the open pixel swapped give the same bucket
+    moved = np.zeros((n, n))
+    moved[centre + 2, centre - 3] = 1
+    one = np.zeros((1, n, n))
+    one[0, centre, centre] = 1
+    assert simulate_buckets(moved, one, blur=sigma, modulation_depth=depth)[0] == \
+        pytest.approx(b[offsets.index((2, -3))], rel=1e-9)
+
+
 def test_same_seed_same_result(obj):
     p = hadamard_patterns(16, ratio=0.25)
     kw = {"modulation_depth": 0.8, "mask_error": 0.03, "blur": 0.5, "photons": 100, "read_noise": 1.0}

@@ -83,6 +83,35 @@ def test_gi_dgi_proportional_to_object(method, device):
     assert r > 0.999
 
 
+@pytest.mark.parametrize("depth", [1.0, 0.8])
+def test_dgi_matches_ferri_formula_when_mask_transmission_varies(depth):
+    """Every other pattern set here has the same open fraction in each mask, where DGI and GI
+    coincide. Random 0/1 masks with an open fraction drawn per mask from U(0.3, 0.7): DGI is
+    Ferri et al. (PRL 104, 253603, 2010) as docs/ghost.md writes it, <B P> - <B>/<R> <R P>,
+    averages over the M masks and R the total transmission of each mask, with the effective
+    masks 1 - D_r + D_r p of a known modulation depth (docstring of reconstruct)."""
+    gen = np.random.default_rng(11)
+    n, m = 16, 400
+    obj = gen.uniform(0, 1, (n, n))
+    p = (gen.random((m, n, n)) < gen.uniform(0.3, 0.7, (m, 1, 1))).astype(np.float32)
+    b = simulate_buckets(obj, p, modulation_depth=depth)
+    t = 1 - depth + depth * p.reshape(m, -1).astype(np.float64)  # effective masks
+    r = t.sum(1)  # reference bucket: total transmission of each mask
+    assert np.ptp(r) > 0.3 * n * n * depth  # the fraction really varies from mask to mask
+    expected = (b @ t / m - b.mean() / r.mean() * (r @ t) / m).reshape(n, n)
+    gi_expected = ((b - b.mean()) @ t / m).reshape(n, n)
+    dgi = reconstruct(b, p, method="dgi", modulation_depth=depth)
+    gi = reconstruct(b, p, method="gi", modulation_depth=depth)
+    scale = np.abs(expected).max()
+    np.testing.assert_allclose(dgi, expected, atol=1e-5 * scale)
+    np.testing.assert_allclose(gi, gi_expected, atol=1e-5 * np.abs(gi_expected).max())
+    # on the same data GI is clearly something else: the fluctuating total transmission
+    # swamps it, which is what DGI removes
+    assert np.abs(gi - dgi).max() > 5 * scale
+    corr = [np.corrcoef(x.ravel(), obj.ravel())[0, 1] for x in (dgi, gi)]
+    assert corr[0] > 0.7 and corr[0] > corr[1] + 0.4, corr
+
+
 def test_tv_beats_gi_and_dgi_at_18_75_percent():
     obj = _shapes(32)
     p = hadamard_patterns(32, ratio=0.1875)

@@ -49,6 +49,7 @@ import numpy as np
 
 from torchscope.alzheimer._cohort import OASIS_COLUMNS, _cohort_from_rows
 from torchscope.alzheimer._io import _check_axis_index, normalise_slice
+from torchscope.backend import check_int
 
 #: OASIS-1's atlas grid (voxels, 1 mm).
 GRID = (176, 208, 176)
@@ -511,10 +512,8 @@ def phantom_cohort(n_subjects, *, severity=(0.3, 1.0), seed=None, out_dir=None,
     if not isinstance(rescans, numbers.Integral) or not 0 <= rescans <= n_subjects:
         raise ValueError(f"rescans must be an integer in [0, n_subjects], got {rescans!r}.")
     axis, index = _check_axis_index(GRID, axis, index, name="phantom grid")
-    if seed is not None and not isinstance(seed, (numbers.Integral, np.random.SeedSequence)):
-        raise TypeError(f"seed must be an integer or None, got {type(seed).__name__}.")
-    if isinstance(seed, numbers.Integral) and seed < 0:
-        raise ValueError(f"seed must be >= 0, got {seed}.")
+    if not isinstance(seed, np.random.SeedSequence):
+        seed = check_int("seed", seed, 0, allow_none=True)
     anat = _anatomy()
     sessions = _subjects(int(n_subjects), severity, seed, ad_fraction, int(rescans))
     for s in sessions:

@@ -13,7 +13,6 @@ Rules the code enforces:
 
 import dataclasses
 import math
-import numbers
 import time
 
 import numpy as np
@@ -252,11 +251,7 @@ def iterate_train(cohort_or_split, *, epochs_ae=100, epochs_clf=60, epochs_finet
         raise ValueError(f"widths must be three channel counts, got {widths!r}.")
     if seed is None:
         seed = int(np.random.SeedSequence().generate_state(1)[0] >> 1)
-    elif not isinstance(seed, numbers.Integral) or isinstance(seed, bool):
-        raise TypeError(f"seed must be an integer or None, got {type(seed).__name__}.")
-    elif seed < 0:
-        raise ValueError(f"seed must be >= 0, got {seed}.")
-    seed = int(seed)
+    seed = check_int("seed", seed, 0, 2 ** 63 - 1)  # (torch's generators take 64 bits)
     split = _as_split(cohort_or_split, test, val, seed)
     shape = _check_split(split)
     dev = get_device(device)
