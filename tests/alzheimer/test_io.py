@@ -36,6 +36,20 @@ def test_load_volume_refuses_other_files(tmp_path):
         az.load_volume(tmp_path / "image.png")
     with pytest.raises(FileNotFoundError):
         az.load_volume(tmp_path / "missing.nii")
+    # damaged files named like volumes gave nibabel's ImageFileError (neither ValueError nor
+    # OSError: the napari reader's callers could not catch it)
+    good = tmp_path / "good.nii.gz"
+    nib.save(nib.Nifti1Image(np.zeros((4, 4, 4), np.float32), np.eye(4)), good)
+    files = {"empty.nii": b"", "text.nii": b"not an image" * 40,
+             "cut.nii.gz": good.read_bytes()[: good.stat().st_size // 2]}
+    for name, content in files.items():
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(ValueError, match=f"{name}' is not a readable"):
+            az.load_volume(tmp_path / name)
+    nib.save(nib.Nifti1Image(np.zeros((4, 4, 4), np.complex64), np.eye(4)),
+             tmp_path / "complex.nii")
+    with pytest.raises(ValueError, match="complex64 voxels"):  # its imaginary part was dropped
+        az.load_volume(tmp_path / "complex.nii")
 
 
 def test_extract_slice_takes_the_given_index_and_scales_to_unit_range(rng):

@@ -174,6 +174,32 @@ def test_save_load_round_trip_gives_identical_predictions(trained, split, tmp_pa
         az.load_model(tmp_path / "other.safetensors")
 
 
+def test_load_model_names_the_file_when_it_is_damaged(trained, tmp_path):
+    """A truncated file, a configuration without its widths and missing tensors raised
+    safetensors', json's and torch's own errors (SafetensorError, KeyError, RuntimeError)."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    path = az.save_model(tmp_path / "m.safetensors", trained)
+    cut = tmp_path / "cut.safetensors"
+    cut.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(ValueError, match="cut.safetensors.*not a safetensors file"):
+        az.load_model(cut)
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata()
+        tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safetensors API
+    config = json.loads(meta["config"])
+    del config["widths"]
+    save_file(tensors, str(tmp_path / "config.safetensors"),
+              metadata={**meta, "config": json.dumps(config)})
+    with pytest.raises(ValueError, match="config.safetensors.*configuration"):
+        az.load_model(tmp_path / "config.safetensors")
+    partial = {k: v for k, v in tensors.items() if not k.startswith("classifier.head")}
+    save_file(partial, str(tmp_path / "partial.safetensors"), metadata=meta)
+    with pytest.raises(ValueError, match="partial.safetensors.*classifier.*head"):
+        az.load_model(tmp_path / "partial.safetensors")
+
+
 def test_feature_maps_shapes(trained, split):
     maps = az.feature_maps(trained, split.test.slices[0])
     c1, c2, c3 = trained.config["widths"]

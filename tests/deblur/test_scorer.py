@@ -362,6 +362,10 @@ def test_load_refuses_other_files(tmp_path):
     save_file({"w": torch.zeros(2)}, str(path))
     with pytest.raises(ValueError, match="not a region-scorer file"):
         load_scorer(path)
+    cut = tmp_path / "cut.safetensors"
+    cut.write_bytes(b"\x08" + bytes(20))
+    with pytest.raises(ValueError, match="cut.safetensors.*not a safetensors file"):
+        load_scorer(cut)
 
 
 def test_cnn_scores_reads_a_weight_file_once_per_version(tmp_path, monkeypatch):

@@ -113,6 +113,13 @@ def test_truncated_file(tmp_path, data):
     assert not is_measurement_file(path)
 
 
+def test_a_npy_file_named_npz(tmp_path, data):
+    np.save(tmp_path / "array.npy", data[1])
+    (tmp_path / "array.npy").rename(tmp_path / "array.npz")
+    with pytest.raises(ValueError, match="array.npz: a single .npy array"):  # was a TypeError
+        ghost.load_measurement(tmp_path / "array.npz")
+
+
 @pytest.mark.parametrize("kind", ["binary", "differential", "grey"])
 def test_pattern_stack_round_trip(tmp_path, kind, rng):
     if kind == "grey":
@@ -140,8 +147,22 @@ def test_other_tiffs_are_not_pattern_stacks(tmp_path, rng):
     tifffile.imwrite(tmp_path / "stack.tif", rng.random((4, 16, 16)).astype(np.float32),
                      photometric="minisblack")
     (tmp_path / "junk.tif").write_bytes(b"II*\x00garbage")
-    for name in ("image", "binary", "stack", "junk"):
+    tifffile.imwrite(tmp_path / "blank.tif", np.zeros((2, 64, 64), np.uint8))  # no pattern in
+    tifffile.imwrite(tmp_path / "white.tif", np.full((1, 256, 256), 255, np.uint8))  # either
+    for name in ("image", "binary", "stack", "junk", "blank", "white"):
         assert not is_pattern_stack(tmp_path / f"{name}.tif"), name
+    # the open mask beside Hadamard patterns is still a pattern stack
+    assert is_pattern_stack(ghost.save_patterns(tmp_path / "h.tif", ghost.hadamard_patterns(8)[:2]))
+
+
+def test_a_truncated_pattern_stack_is_refused(tmp_path):
+    """tifffile reads what it can of a cut file (only warnings): the first page came back as the
+    whole stack."""
+    path = ghost.save_patterns(tmp_path / "p.tif", ghost.hadamard_patterns(16, ratio=0.25))
+    blob = path.read_bytes()
+    path.write_bytes(blob[: len(blob) // 2])
+    with pytest.raises(ValueError, match="written with shape .64, 16, 16. but holds"):
+        ghost.load_patterns(path)
 
 
 def test_load_patterns_errors(tmp_path, rng):

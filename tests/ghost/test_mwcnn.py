@@ -127,7 +127,7 @@ def test_save_load_round_trip(tmp_path, rng):
 def test_load_errors(tmp_path):
     from safetensors.torch import save_file
 
-    with pytest.raises(ValueError, match="no such file"):
+    with pytest.raises(FileNotFoundError, match="no such file"):
         load_mwcnn(tmp_path / "missing.safetensors")
     junk = tmp_path / "junk.safetensors"
     junk.write_bytes(b"not a safetensors file at all")
@@ -139,6 +139,24 @@ def test_load_errors(tmp_path):
         load_mwcnn(other)
     with pytest.raises(TypeError, match="MWCNN"):
         save_mwcnn(tmp_path / "x.safetensors", torch.nn.Linear(2, 2))
+    # a good file cut short, and one whose tensors have the right names but wrong shapes
+    good = tmp_path / "good.safetensors"
+    save_mwcnn(good, MWCNN((4, 8, 8), convs=1))
+    cut = tmp_path / "cut.safetensors"
+    cut.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    with pytest.raises(ValueError, match="cut.safetensors.*not a safetensors file"):
+        load_mwcnn(cut)
+    from safetensors import safe_open
+
+    with safe_open(str(good), framework="pt") as f:
+        meta = f.metadata()
+        tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safetensors API
+    name = next(k for k, v in tensors.items() if v.ndim == 4)
+    tensors[name] = torch.zeros(*tensors[name].shape[:-1], tensors[name].shape[-1] + 2)
+    misshapen = tmp_path / "misshapen.safetensors"
+    save_file(tensors, str(misshapen), metadata=meta)
+    with pytest.raises(ValueError, match=f"misshapen.safetensors.*do not fit.*{name}"):
+        load_mwcnn(misshapen)
 
 
 # ----------------------------------------------------------------------- shipped model

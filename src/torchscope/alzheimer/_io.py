@@ -47,8 +47,16 @@ def load_volume(path, *, return_spacing=False):
         )
     if not p.exists():
         raise FileNotFoundError(f"path={str(path)!r} does not exist.")
-    img = nib.load(str(p))
-    volume = _squeeze_trailing(np.asarray(img.dataobj, dtype=np.float32))
+    try:
+        img = nib.load(str(p))
+        data = np.asarray(img.dataobj)
+    except (nib.filebasedimages.ImageFileError, OSError, EOFError, ValueError) as err:
+        raise ValueError(f"path={str(path)!r} is not a readable Analyze or NIfTI image "
+                         f"({type(err).__name__}: {err}).") from None
+    if data.dtype.kind not in "biuf":
+        raise ValueError(f"path={str(path)!r} holds {data.dtype} voxels; a brain MRI volume is "
+                         "real-valued.")
+    volume = _squeeze_trailing(data.astype(np.float32))
     if volume.ndim < 2:
         raise ValueError(f"path={str(path)!r} holds a {volume.ndim}-D image, not a volume.")
     if not return_spacing:

@@ -89,29 +89,26 @@ def load_model(path, *, device=None):
     Trained
         In eval mode; ``split`` is None.
     """
-    from safetensors import safe_open
-    from safetensors.torch import load_file
+    from torchscope.backend import get_device, load_weights, read_weights
 
-    from torchscope.backend import get_device
-
+    metadata, tensors = read_weights(path, "torchscope.alzheimer model")
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"path={str(path)!r} is not a file.")
-    with safe_open(str(path), framework="pt") as f:
-        metadata = f.metadata() or {}
     if metadata.get("format") != FORMAT:
         raise ValueError(
             f"path={str(path)!r} is not a torchscope.alzheimer model (format "
             f"{metadata.get('format')!r}, expected {FORMAT!r})."
         )
-    config = json.loads(metadata["config"])
-    history = json.loads(metadata.get("history", "{}"))
-    baseline = json.loads(metadata.get("baseline", "null"))
-    tensors = load_file(str(path))
-    ae, clf = _networks.build(config)
+    try:
+        config = json.loads(metadata["config"])
+        history = json.loads(metadata.get("history", "{}"))
+        baseline = json.loads(metadata.get("baseline", "null"))
+        ae, clf = _networks.build(config)
+    except (KeyError, TypeError, ValueError) as err:
+        raise ValueError(f"path={str(path)!r}: its model configuration is incomplete or "
+                         f"invalid ({type(err).__name__}: {err}).") from None
     for prefix, net in (("autoencoder", ae), ("classifier", clf)):
         state = {k[len(prefix) + 1:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
-        net.load_state_dict(state, strict=True)
+        load_weights(net, state, path, f"torchscope.alzheimer {prefix}")
     dev = get_device(device)
     ae.to(dev).eval()
     clf.to(dev).eval()

@@ -27,6 +27,9 @@ FFT and blur kernels
     :func:`fft_convolve`, :func:`psf2otf` / :func:`otf2psf` (kernel to transfer function and
     back), :func:`fft_size`, :func:`pad_periodic`, :func:`shift_ramps` (the Fourier phase
     ramps of sub-pixel translations).
+Weights
+    :func:`read_weights` (metadata and tensors of a ``.safetensors`` file) and
+    :func:`load_weights` (into a network), with errors that name the file.
 Packages
     :func:`lazy_namespace`: a science module's public names load their private file on first
     access, so importing the module imports neither its files nor torch.
@@ -66,6 +69,7 @@ from torchscope.backend._registration import (
     register_spectra,
     register_subpixel,
 )
+from torchscope.backend._weights import load_weights, read_weights
 
 __all__ = [
     "DeviceError",
@@ -85,10 +89,12 @@ __all__ = [
     "get_oom_policy",
     "is_double",
     "lazy_namespace",
+    "load_weights",
     "on_device",
     "otf2psf",
     "pad_periodic",
     "psf2otf",
+    "read_weights",
     "register_cross_power",
     "register_spectra",
     "register_subpixel",

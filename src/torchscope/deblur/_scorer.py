@@ -132,10 +132,7 @@ def load_scorer(path=None, *, device=None):
     FileNotFoundError
         When the file does not exist, naming it and the script that builds it.
     """
-    from safetensors import safe_open
-    from safetensors.torch import load_file
-
-    from torchscope.backend import get_device
+    from torchscope.backend import get_device, load_weights, read_weights
 
     shipped = path is None
     path = Path(default_weights() if shipped else os.fspath(path))
@@ -148,13 +145,16 @@ def load_scorer(path=None, *, device=None):
                 "scorer='edges' or 'variance'.")
         raise FileNotFoundError(f"weights file {path} does not exist; {TRAIN_SCRIPT} writes "
                                 "one.")
-    with safe_open(os.fspath(path), framework="pt") as f:
-        meta = f.metadata() or {}
+    meta, state = read_weights(path, "region scorer")
     if meta.get("format") != FORMAT:
         raise ValueError(f"{path} is not a region-scorer file (metadata format "
                          f"{meta.get('format')!r}, expected {FORMAT!r}).")
-    model = RegionScorer(width=int(meta["width"]), patch_size=int(meta["patch_size"]))
-    model.load_state_dict(load_file(os.fspath(path)))
+    try:
+        model = RegionScorer(width=int(meta["width"]), patch_size=int(meta["patch_size"]))
+    except (KeyError, TypeError, ValueError) as err:
+        raise ValueError(f"{path}: its metadata lacks a valid width or patch_size "
+                         f"({type(err).__name__}: {err}).") from None
+    load_weights(model, state, path, "region scorer")
     return model.to(get_device(device)).eval()
 
 

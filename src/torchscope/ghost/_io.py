@@ -150,7 +150,7 @@ def save_measurement(path, buckets, patterns, *, metadata=None):
 
 def _open_npz(path):
     try:
-        return np.load(path, allow_pickle=False)
+        archive = np.load(path, allow_pickle=False)
     except FileNotFoundError:
         raise
     except (zipfile.BadZipFile, ValueError, OSError, EOFError) as error:
@@ -158,6 +158,10 @@ def _open_npz(path):
             raise ValueError(f"{path}: not an .npz file (numpy's zip archive of arrays)."
                              ) from None
         raise ValueError(f"{path}: not a readable .npz measurement file ({error}).") from None
+    if not isinstance(archive, np.lib.npyio.NpzFile):  # a single .npy array, whatever its name
+        raise ValueError(f"{path}: a single .npy array, not an .npz archive of buckets and "  # noqa: TRY004
+                         "patterns (numpy.savez writes one).")
+    return archive
 
 
 def is_measurement_file(path):
@@ -288,8 +292,8 @@ def _is_hadamard_stack(p):
         return False
     lo = p.min(axis=(1, 2), keepdims=True)
     hi = p.max(axis=(1, 2), keepdims=True)
-    if np.count_nonzero(hi == lo) > 2:  # the open mask (and its dark complement) only
-        return False
+    if np.count_nonzero(hi == lo) > min(2, m - 1):  # the open mask (and its complement) only,
+        return False  # beside at least one pattern: a blank stack is no Hadamard set
     span = np.where(hi == lo, 1, hi - lo)
     s = np.where(hi == lo, 1.0, 2.0 * (p - lo) / span - 1.0)  # +-1 where two-level
     if not np.isin(s, (-1.0, 1.0)).all():
@@ -349,10 +353,14 @@ def load_patterns(path, *, normalize=True):
     try:
         with tifffile.TiffFile(path) as tif:
             data = tif.series[0].asarray()
+            saved = _tiff_marker(tif)
     except FileNotFoundError:
         raise
     except Exception as error:  # noqa: BLE001 - tifffile raises many kinds for a bad file
         raise ValueError(f"{path}: not a readable TIFF pattern stack ({error}).") from None
+    if saved is not None and "shape" in saved and data.size != np.prod(saved["shape"]):
+        raise ValueError(f"{path}: the file was written with shape {tuple(saved['shape'])} but "
+                         f"holds {data.shape}: it is truncated or damaged.")
     if data.ndim == 2:
         data = data[None]
     if data.ndim != 3:

@@ -265,16 +265,11 @@ def save_mwcnn(path, model):
 
 
 def _read_config(path):
-    from safetensors import SafetensorError, safe_open
+    """The configuration saved in an MWCNN weight file."""
+    from torchscope.backend import read_weights
 
+    meta, _ = read_weights(path, "torchscope MWCNN", tensors=False)
     path = pathlib.Path(path)
-    if not path.is_file():
-        raise ValueError(f"path={str(path)!r}: no such file.")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-    except (SafetensorError, OSError) as err:
-        raise ValueError(f"path={str(path)!r} is not a safetensors file: {err}") from None
     try:
         entry = json.loads(meta[FORMAT])
         version, config = int(entry["format_version"]), dict(entry["config"])
@@ -301,19 +296,13 @@ def load_mwcnn(path, *, device=None):
     MWCNN
         In evaluation mode; ``model.config`` holds the configuration saved with it.
     """
-    from safetensors.torch import load_file
-
-    from torchscope.backend import get_device
+    from torchscope.backend import get_device, load_weights, read_weights
 
     config = _read_config(path)
+    _, state = read_weights(path, "torchscope MWCNN")
     arch = {k: config[k] for k in _ARCH_KEYS if k in config}
     model = MWCNN(**arch, config=config)
-    state = load_file(str(path))
-    missing = set(model.state_dict()) ^ set(state)
-    if missing:
-        raise ValueError(f"path={str(path)!r}: the tensors do not match the saved architecture "
-                         f"(mismatched: {sorted(missing)[:4]}...).")
-    model.load_state_dict(state)
+    load_weights(model, state, path, "MWCNN")
     return model.to(get_device(device)).eval()
 
 
