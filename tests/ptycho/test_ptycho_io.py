@@ -5,6 +5,9 @@ positions are computed here from the physical constants (scipy.constants), so th
 checked against the file conventions, not against its own writer.
 """
 
+import re
+from pathlib import Path
+
 import h5py
 import numpy as np
 import pytest
@@ -453,3 +456,263 @@ def test_cxi_file_fits_as_well_as_the_simulation(tmp_path, one_torch_thread):
     reference = misfit(simulated)
     assert misfit(load(tmp_path / "scan.cxi")) < 1.5 * reference
     assert misfit(load(tmp_path / "scan.cxi", position_order="yx")) > 3 * reference
+
+
+# --------------------------------------------------------------------------- malformed files
+# Each file is well formed but for one data set or attribute; load must refuse it with a
+# ValueError naming the file and what is wrong there, not let a TypeError, IndexError or
+# AttributeError escape from h5py or numpy, nor read it wrongly.
+_SOURCE = "entry_1/instrument_1/source_1"
+_TRANSLATION = "entry_1/sample_1/geometry_1/translation"
+_RESULTS = "entry_1/process_1/results"
+
+
+def _replace(path, value):
+    def edit(f):
+        del f[path]
+        f[path] = value
+
+    return edit
+
+
+def _make_group(path):
+    def edit(f):
+        del f[path]
+        f.create_group(path)
+
+    return edit
+
+
+def _set_attr(path, name, value):
+    def edit(f):
+        f[path].attrs[name] = value
+
+    return edit
+
+
+def _raises_naming(path, *names):
+    """pytest.raises for a ValueError whose message names the file and each of ``names``."""
+    pattern = ".*".join(re.escape(str(n)) for n in (path.name, *names))
+    return pytest.raises(ValueError, match=pattern)
+
+
+@pytest.mark.parametrize(
+    "edit, names",
+    [
+        (_replace(f"{_SOURCE}/energy", 1.1e-16 + 0j), (f"{_SOURCE}/energy", "one real number")),
+        (
+            _replace(_TRANSLATION, np.zeros(20, dtype=[("x", "f8"), ("y", "f8"), ("z", "f8")])),
+            (_TRANSLATION, "real numbers", "compound"),
+        ),
+        (_replace(_TRANSLATION, np.array([b"a"] * 20)), (_TRANSLATION, "real numbers", "text")),
+        (
+            _set_attr("entry_1", "torchscope_metadata", "[1, 2]"),
+            ("torchscope_metadata", "/entry_1", "JSON object", "list"),
+        ),
+        (
+            _set_attr("entry_1", "torchscope_metadata", "{not json"),
+            ("torchscope_metadata", "/entry_1", "JSON object"),
+        ),
+        (
+            _set_attr("entry_1/instrument_1/detector_1/data", "is_fft_shifted", "maybe"),
+            ("is_fft_shifted", "detector_1/data", "true or false", "maybe"),
+        ),
+        (
+            _set_attr("entry_1/instrument_1/detector_1/data", "is_fft_shifted", 2),
+            ("is_fft_shifted", "detector_1/data", "true or false"),
+        ),
+        (
+            _replace("entry_1/instrument_1/detector_1/mask", np.array([b"x"] * 4)),
+            ("detector_1/mask", "real numbers", "text"),
+        ),
+    ],
+    ids=[
+        "complex_energy",
+        "compound_translation",
+        "text_translation",
+        "metadata_list",
+        "metadata_not_json",
+        "fft_shifted_text",
+        "fft_shifted_2",
+        "text_mask",
+    ],
+)
+def test_malformed_cxi_data_names_file_and_data_set(tmp_path, scan, edit, names):
+    _positions, patterns = scan
+    path = tmp_path / "bad.cxi"
+    _write_cxi(path, patterns, np.zeros((20, 3)), mask=np.zeros(patterns.shape[1:], np.uint8))
+    with h5py.File(path, "a") as f:
+        f["entry_1"].attrs["torchscope_metadata"] = '{"seed": 1}'
+        edit(f)
+    with _raises_naming(path, *names):
+        load(path)
+
+
+@pytest.mark.parametrize(
+    "text, shifted",
+    [
+        ("false", False),
+        ("FALSE", False),
+        (b"false", False),
+        ("0", False),
+        (" False ", False),
+        ("true", True),
+        (b"True", True),
+        ("1", True),
+        (np.int8(1), True),
+        (np.array([True]), True),
+    ],
+)
+def test_is_fft_shifted_text_is_read_as_it_says(tmp_path, scan, text, shifted):
+    """The attribute as text ("false", b"True", "0", ...) means what it says: "false" must not
+    count as true (a non-empty string) and fft-shift the frames."""
+    _positions, patterns = scan
+    frames = {}
+    for name, value in (("text", text), ("boolean", shifted)):
+        _write_cxi(tmp_path / f"{name}.cxi", patterns, np.zeros((20, 3)))
+        with h5py.File(tmp_path / f"{name}.cxi", "a") as f:
+            f["entry_1/instrument_1/detector_1/data"].attrs["is_fft_shifted"] = value
+        frames[name] = load(tmp_path / f"{name}.cxi").patterns
+    np.testing.assert_array_equal(frames["text"], frames["boolean"])
+    expected = np.fft.fftshift(patterns, axes=(-2, -1)) if shifted else patterns
+    np.testing.assert_array_equal(frames["text"], expected)
+
+
+@pytest.fixture
+def result_file(tmp_path, rng):
+    result = Result(
+        iteration=3,
+        obj=np.ones((16, 16), np.complex64),
+        probe_modes=np.ones((1, 8, 8), np.complex64),
+        positions_px=rng.uniform(-2, 2, (5, 2)),
+        error=0.1,
+        occupancies=np.ones(1),
+        errors=np.array([0.3, 0.2, 0.1]),
+        options={"engine": "epie"},
+    )
+    return save(tmp_path / "rec.cxi", result)
+
+
+@pytest.mark.parametrize(
+    "edit, names",
+    [
+        (_make_group("entry_1/image_1/title"), ("/entry_1/image_1/title", "data set", "group")),
+        (_make_group("entry_1/image_1/data"), ("no object data", "/entry_1/image_1/data", "group")),
+        (lambda f: f.__delitem__("entry_1/image_1/data"), ("no object data", "image_1/data")),
+        (_make_group("entry_1/image_2/data"), ("no probe data", "/entry_1/image_2/data", "group")),
+        (
+            _replace("entry_1/image_1/data", np.array([b"x"] * 4)),
+            ("the object", "image_1/data", "complex numbers", "text"),
+        ),
+        (_replace(f"{_RESULTS}/iteration", [1, 2]), (f"{_RESULTS}/iteration", "whole number")),
+        (_replace(f"{_RESULTS}/iteration", 2.5), (f"{_RESULTS}/iteration", "whole number")),
+        (_replace(f"{_RESULTS}/iteration", -1), (f"{_RESULTS}/iteration", ">= 0")),
+        (_replace(f"{_RESULTS}/error", "abc"), (f"{_RESULTS}/error", "one real number", "text")),
+        (_replace(f"{_RESULTS}/errors", "abc"), (f"{_RESULTS}/errors", "real numbers", "text")),
+        (_make_group(f"{_RESULTS}/errors"), (f"{_RESULTS}/errors", "data set", "group")),
+        (
+            _replace(f"{_RESULTS}/positions_px", np.array([b"a"] * 10)),
+            (f"{_RESULTS}/positions_px", "real numbers", "text"),
+        ),
+        (
+            _replace(f"{_RESULTS}/positions_px", np.zeros((5, 3))),
+            (f"{_RESULTS}/positions_px", "(P, 2)"),
+        ),
+        (
+            _replace("entry_1/image_2/occupancies", "abc"),
+            ("image_2/occupancies", "real numbers", "text"),
+        ),
+        (
+            _replace("entry_1/process_1/configuration/options", "[1, 2]"),
+            ("configuration/options", "JSON object", "list"),
+        ),
+        (
+            _replace("entry_1/process_1/configuration/options", [1.0, 2.0]),
+            ("configuration/options", "must be text"),
+        ),
+    ],
+    ids=[
+        "title_is_group",
+        "object_data_is_group",
+        "object_data_missing",
+        "probe_data_is_group",
+        "object_is_text",
+        "iteration_array",
+        "iteration_fraction",
+        "iteration_negative",
+        "error_text",
+        "errors_text",
+        "errors_is_group",
+        "positions_text",
+        "positions_shape",
+        "occupancies_text",
+        "options_list",
+        "options_numbers",
+    ],
+)
+def test_malformed_result_names_file_and_data_set(result_file, edit, names):
+    path = Path(result_file)
+    assert load(path).iteration == 3  # the file as written loads
+    with h5py.File(path, "a") as f:
+        edit(f)
+    with _raises_naming(path, *names):
+        load(path)
+
+
+def test_result_missing_object_data_is_not_called_missing_diffraction_data(result_file):
+    with h5py.File(result_file, "a") as f:
+        del f["entry_1/image_1/data"]
+    with pytest.raises(ValueError) as info:
+        load(result_file)
+    assert "diffraction" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "extra, names",
+    [
+        ({"orientation": np.zeros(0)}, ("/orientation", "one whole number", "shape (0,)")),
+        ({"orientation": "a"}, ("/orientation", "one whole number", "text")),
+        ({"orientation": 1.5}, ("/orientation", "whole number", "1.5")),
+        ({"entrancePupilDiameter": np.zeros(0)}, ("/entrancePupilDiameter", "one real number")),
+        ({"entrancePupilDiameter": "a"}, ("/entrancePupilDiameter", "one real number", "text")),
+        ({"encoder": np.array([b"a"] * 4)}, ("/encoder", "real numbers", "text")),
+        ({"ptychogram": np.array([b"a"] * 4)}, ("ptychogram", "real numbers", "text")),
+    ],
+    ids=[
+        "empty_orientation",
+        "text_orientation",
+        "fractional_orientation",
+        "empty_pupil",
+        "text_pupil",
+        "text_encoder",
+        "text_ptychogram",
+    ],
+)
+def test_malformed_ptylab_names_file_and_data_set(tmp_path, extra, names):
+    path = tmp_path / "bad.h5"
+    _write_ptylab(path, np.zeros((2, 8, 8)), np.zeros((2, 2)), wavelength=1e-9, zo=1.0, dxd=1e-4)
+    with h5py.File(path, "a") as f:
+        for key, value in extra.items():
+            if key in f:
+                del f[key]
+            f[key] = value
+    with _raises_naming(path, *names):
+        load(path)
+
+
+def test_unforeseen_parse_errors_become_value_errors_naming_the_file(tmp_path, scan, monkeypatch):
+    """The last resort: a TypeError, KeyError, IndexError or AttributeError from parsing a layout
+    the readers do not check still reaches the caller as a ValueError naming the file."""
+    from torchscope.ptycho import _io
+
+    _positions, patterns = scan
+    path = tmp_path / "odd.cxi"
+    _write_cxi(path, patterns, np.zeros((20, 3)))
+    for error in (TypeError, KeyError, IndexError, AttributeError):
+
+        def broken(self, shape, error=error):
+            raise error("odd layout")
+
+        monkeypatch.setattr(_io._Reader, "cxi_mask", broken)
+        with _raises_naming(path, error.__name__, "odd layout"):
+            load(path)

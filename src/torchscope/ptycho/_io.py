@@ -187,6 +187,13 @@ def load(path, *, kind="auto", position_sign=None, position_order=None, origin="
         raise ValueError(
             f"load: {path} could not be read, the file may be damaged ({error})"
         ) from error
+    except (TypeError, KeyError, IndexError, AttributeError) as error:
+        # Last resort: the readers check what they read and name it; a layout they do not
+        # foresee still gives a ValueError naming the file rather than an internal error.
+        raise ValueError(
+            f"load: {path}: unexpected content, the file is malformed "
+            f"({type(error).__name__}: {error})"
+        ) from error
 
 
 def save(path, data_or_result, *, geometry=None):
@@ -294,15 +301,19 @@ class _Reader:
     def fail(self, message):
         return ValueError(f"load: {self.path}: {message}")
 
+    def node(self, name):
+        """The node at ``name`` (data set, group, ...), or None when absent or a dangling link."""
+        try:
+            return self.file.get(name)
+        except (KeyError, OSError):
+            return None
+
     def get(self, *paths):
         """The first of ``paths`` that is a data set, or None."""
         import h5py
 
         for name in paths:
-            try:
-                node = self.file.get(name)
-            except (KeyError, OSError):  # a dangling link
-                node = None
+            node = self.node(name)
             if isinstance(node, h5py.Dataset):
                 return node
         return None
@@ -310,16 +321,92 @@ class _Reader:
     def require(self, *paths, what):
         node = self.get(*paths)
         if node is None:
-            raise self.fail(f"no {what}: expected a data set at {' or '.join(paths)}")
+            wrong = [
+                f"{name} is {_kind_of(node)}"
+                for name in paths
+                if (node := self.node(name)) is not None
+            ]
+            raise self.fail(
+                f"no {what}: expected a data set at {' or '.join(paths)}"
+                + (f" ({', '.join(wrong)})" if wrong else "")
+            )
         return node
 
-    def scalar(self, node, what):
-        value = np.asarray(node[()])
-        if value.size != 1 or not np.issubdtype(value.dtype, np.number):
+    def optional(self, name, what):
+        """The data set at ``name``, None when there is nothing there; anything else is refused."""
+        import h5py
+
+        node = self.node(name)
+        if node is None or isinstance(node, h5py.Dataset):
+            return node
+        raise self.fail(f"{what} at {name} must be a data set, got {_kind_of(node)}")
+
+    def numbers(self, node, what, *, dtype=np.float64, complex_ok=False, bool_ok=False):
+        """The array at ``node`` as ``dtype``, refusing text, compound and (unless allowed)
+        complex or boolean data."""
+        if not _is_real(node.dtype, complex_ok=complex_ok, bool_ok=bool_ok):
+            expected = "complex numbers" if complex_ok else "real numbers"
             raise self.fail(
-                f"{what} at {node.name} must be one number, got {value.dtype} of shape {value.shape}"
+                f"{what} at {node.name} must be {expected}, got {_dtype_text(node.dtype)}"
             )
-        value = float(value.reshape(()))
+        return np.asarray(node[()], dtype=dtype)
+
+    def number(self, node, what, *, expected="one real number"):
+        """The one real number at ``node`` (an array of one element is accepted)."""
+        value = np.asarray(node[()])
+        if value.size != 1 or not _is_real(value.dtype):
+            raise self.fail(
+                f"{what} at {node.name} must be {expected}, got {_dtype_text(value.dtype)} "
+                f"of shape {value.shape}"
+            )
+        return float(value.reshape(()))
+
+    def whole_number(self, node, what):
+        value = self.number(node, what, expected="one whole number")
+        if not value.is_integer():
+            raise self.fail(f"{what} at {node.name} must be a whole number, got {value!r}")
+        return int(value)
+
+    def text(self, node, what):
+        """The text at ``node`` (a string, or an array of one string)."""
+        value = np.asarray(node[()])
+        if value.size != 1 or value.dtype.kind not in "SUO":
+            raise self.fail(
+                f"{what} at {node.name} must be text, got {_dtype_text(value.dtype)} "
+                f"of shape {value.shape}"
+            )
+        value = value.reshape(()).item()
+        if isinstance(value, bytes):
+            try:
+                return value.decode()
+            except UnicodeDecodeError as error:
+                raise self.fail(f"{what} at {node.name} is not UTF-8 text ({error})") from error
+        if not isinstance(value, str):
+            raise self.fail(f"{what} at {node.name} must be text, got {type(value).__name__}")
+        return value
+
+    def flag(self, node, name):
+        """The boolean attribute ``name`` of ``node`` (False when absent): a boolean, 0 or 1, or
+        the text true/false/1/0 in any case."""
+        value = node.attrs.get(name, False)
+        array = np.asarray(value)
+        if array.size == 1:
+            item = array.reshape(()).item()
+            if isinstance(item, bytes):
+                item = item.decode(errors="replace")
+            if isinstance(item, str):
+                item = {"true": True, "1": True, "false": False, "0": False}.get(
+                    item.strip().lower(), item
+                )
+            if isinstance(item, (bool, int, float)) and item in (0, 1):
+                return bool(item)
+        raise self.fail(
+            f"the attribute {name} of {node.name} must be true or false (a boolean, 0 or 1, or "
+            f"the text 'true' or 'false'), got {value!r}"
+        )
+
+    def scalar(self, node, what):
+        value = self.number(node, what)
         if not (math.isfinite(value) and value > 0):
             raise self.fail(f"{what} at {node.name} must be a positive number, got {value!r}")
         return value
@@ -394,7 +481,7 @@ class _Reader:
         return positions if keep else _centre_scan(positions), node.name
 
     def positions_from_metres(self, node, n, sign, order, geometry):
-        t = np.asarray(node[()], dtype=np.float64)
+        t = self.numbers(node, "positions")
         if t.ndim > 2:  # a raster (npts_y, npts_x, 3)
             t = t.reshape(-1, t.shape[-1])
         if t.ndim == 2 and t.shape[0] != n and t.shape[1] == n and t.shape[0] in (2, 3):
@@ -428,7 +515,7 @@ class _Reader:
             raise self.fail(
                 f"diffraction data at {node.name} have shape {patterns.shape}; expected (P, ny, nx)"
             )
-        if bool(node.attrs.get("is_fft_shifted", False)):
+        if self.flag(node, "is_fft_shifted"):
             patterns = np.fft.fftshift(patterns, axes=(-2, -1))
         return patterns, node.name
 
@@ -436,7 +523,7 @@ class _Reader:
         node = self.get(f"{_DETECTOR}/mask", "/entry_1/data_1/mask")
         if node is None:
             return None
-        invalid = np.asarray(node[()]) != 0
+        invalid = self.numbers(node, "the mask", dtype=None, bool_ok=True) != 0
         if invalid.ndim == 3:
             invalid = invalid.any(axis=0)
         if invalid.shape != shape:
@@ -449,10 +536,20 @@ class _Reader:
         entry = self.file.get(_ENTRY)
         metadata = {}
         if entry is not None and _METADATA_ATTR in entry.attrs:
+            text = np.asarray(entry.attrs[_METADATA_ATTR])
+            text = text.reshape(()).item() if text.size == 1 else text
             try:
-                metadata = json.loads(entry.attrs[_METADATA_ATTR])
-            except (TypeError, ValueError):
-                metadata = {}
+                metadata = json.loads(text)
+            except (TypeError, ValueError) as error:
+                raise self.fail(
+                    f"the attribute {_METADATA_ATTR} of {_ENTRY} must be a JSON object, "
+                    f"got {_short(text)} ({error})"
+                ) from error
+            if not isinstance(metadata, dict):
+                raise self.fail(
+                    f"the attribute {_METADATA_ATTR} of {_ENTRY} must be a JSON object, "
+                    f"got a JSON {type(metadata).__name__}: {_short(text)}"
+                )
         metadata.update(source=str(self.path), format=fmt, **extra)
         return metadata
 
@@ -481,11 +578,11 @@ class _Reader:
             if not name.startswith("image_"):
                 continue
             group = entry.get(name)
-            if isinstance(group, h5py.Group) and "title" in group and "data" in group:
-                value = group["title"][()]
-                value = value.decode() if isinstance(value, bytes) else str(value)
-                if value.strip().lower() == title:
-                    return group
+            if not isinstance(group, h5py.Group) or "title" not in group:
+                continue
+            node = self.optional(f"{group.name}/title", "the image title")
+            if node is not None and self.text(node, "the image title").strip().lower() == title:
+                return group
         return None
 
     def cxi_result(self):
@@ -498,8 +595,15 @@ class _Reader:
                 f"no reconstruction: no /entry_1/image_N group titled {missing} "
                 "(files written by torchscope.ptycho.save from a Result have them)"
             )
-        obj = np.asarray(obj_group["data"][()])
-        probe = np.asarray(probe_group["data"][()])
+        obj, probe = (
+            self.numbers(
+                self.require(f"{group.name}/data", what=f"{title} data"),
+                f"the {title}",
+                dtype=None,
+                complex_ok=True,
+            )
+            for title, group in (("object", obj_group), ("probe", probe_group))
+        )
         if obj.ndim == 3 and obj.shape[0] == 1:
             obj = obj[0]
         if probe.ndim == 2:
@@ -509,32 +613,43 @@ class _Reader:
                 f"the object must be 2D and the probe (modes, ny, nx), got {obj.shape} and {probe.shape}"
             )
         obj, probe = obj.astype(np.complex64), probe.astype(np.complex64)
-        occupancies = self.get(f"{probe_group.name}/occupancies")
-        occupancies = None if occupancies is None else np.asarray(occupancies[()], dtype=np.float64)
+        occupancies = self.optional(f"{probe_group.name}/occupancies", "the mode occupancies")
+        if occupancies is not None:
+            occupancies = self.numbers(occupancies, "the mode occupancies").ravel()
 
-        positions = self.require(f"{_RESULTS}/positions_px", what="positions")
-        positions = np.asarray(positions[()], dtype=np.float64)
+        node = self.require(f"{_RESULTS}/positions_px", what="positions")
+        positions = self.numbers(node, "the positions")
         if positions.ndim != 2 or positions.shape[1] != 2:
-            raise self.fail(f"the positions must be (P, 2), got shape {positions.shape}")
-        errors = self.get(f"{_RESULTS}/errors")
-        errors = np.zeros(0) if errors is None else np.asarray(errors[()], dtype=np.float64).ravel()
+            raise self.fail(
+                f"the positions at {node.name} must be (P, 2), got shape {positions.shape}"
+            )
+        errors = self.optional(f"{_RESULTS}/errors", "the errors")
+        errors = np.zeros(0) if errors is None else self.numbers(errors, "the errors").ravel()
 
-        def result_scalar(name, default):
-            node = self.get(f"{_RESULTS}/{name}")
-            return default if node is None else np.asarray(node[()]).item()
-
-        iteration = int(result_scalar("iteration", len(errors)))
-        error = float(result_scalar("error", errors[-1] if len(errors) else np.nan))
-        options_node = self.get(_OPTIONS)
+        node = self.optional(f"{_RESULTS}/iteration", "the iteration")
+        iteration = len(errors) if node is None else self.whole_number(node, "the iteration")
+        if iteration < 0:
+            raise self.fail(f"the iteration at {node.name} must be >= 0, got {iteration}")
+        node = self.optional(f"{_RESULTS}/error", "the error")
+        if node is not None:
+            error = self.number(node, "the error")
+        else:
+            error = float(errors[-1]) if len(errors) else float("nan")
+        options_node = self.optional(_OPTIONS, "the options")
         options = {}
         if options_node is not None:
-            text = options_node[()]
+            text = self.text(options_node, "the options")
             try:
-                options = json.loads(text.decode() if isinstance(text, bytes) else str(text))
+                options = json.loads(text)
             except ValueError as error:
                 raise self.fail(
                     f"the options at {_OPTIONS} are not valid JSON ({error})"
                 ) from error
+            if not isinstance(options, dict):
+                raise self.fail(
+                    f"the options at {_OPTIONS} must be a JSON object, "
+                    f"got a JSON {type(options).__name__}"
+                )
         return Result(
             iteration=iteration,
             obj=obj,
@@ -554,14 +669,15 @@ class _Reader:
                 f"a PtyLab file needs the data sets {', '.join(_PTYLAB_REQUIRED)}; "
                 f"missing: {', '.join(missing)}"
             )
-        patterns = np.asarray(self.file["ptychogram"][()], dtype=np.float32)
+        patterns = self.numbers(self.file["ptychogram"], "ptychogram", dtype=np.float32)
         if patterns.ndim == 2:
             patterns = patterns[None]
         if patterns.ndim != 3:
             raise self.fail(f"ptychogram has shape {patterns.shape}; expected (P, Nd, Nd)")
-        orientation = self.get("orientation")
+        orientation = self.optional("/orientation", "orientation")
         if orientation is not None:
-            patterns = _orient(patterns, int(np.asarray(orientation[()]).ravel()[0]), self)
+            code = self.whole_number(orientation, "orientation (a ptypy code 0 to 7)")
+            patterns = _orient(patterns, code, self)
         geometry = Geometry(
             wavelength_m=self.scalar(self.file["wavelength"], "wavelength"),
             detector_distance_m=self.scalar(self.file["zo"], "zo (sample-detector distance)"),
@@ -574,9 +690,9 @@ class _Reader:
         if origin != "file":
             positions = _centre_scan(positions)
         extra = {}
-        pupil = self.get("entrancePupilDiameter")
+        pupil = self.optional("/entrancePupilDiameter", "entrancePupilDiameter")
         if pupil is not None:
-            extra["entrance_pupil_diameter_m"] = float(np.asarray(pupil[()]).ravel()[0])
+            extra["entrance_pupil_diameter_m"] = self.number(pupil, "entrancePupilDiameter")
         return PtychoData(
             patterns,
             positions,
@@ -603,6 +719,41 @@ def _orient(patterns, code, reader):
 def _centre_scan(positions):
     """Positions measured from the centre of their bounding box."""
     return positions - (positions.min(axis=0) + positions.max(axis=0)) / 2
+
+
+def _is_real(dtype, *, complex_ok=False, bool_ok=False):
+    """Whether ``dtype`` holds plain numbers: integers or floats (or complex, or booleans)."""
+    return (
+        np.issubdtype(dtype, np.integer)
+        or np.issubdtype(dtype, np.floating)
+        or (complex_ok and np.issubdtype(dtype, np.complexfloating))
+        or (bool_ok and np.issubdtype(dtype, np.bool_))
+    )
+
+
+def _dtype_text(dtype):
+    """A data type in words, for error messages."""
+    if dtype.names:
+        return f"compound data (fields {', '.join(dtype.names)})"
+    if dtype.kind in "SUO":
+        return "text" if dtype.kind in "SU" else "objects or variable-length text"
+    return str(dtype)
+
+
+def _kind_of(node):
+    """What an HDF5 node is, in words: "a group", "a data set", ..."""
+    import h5py
+
+    if isinstance(node, h5py.Group):
+        return "a group"
+    if isinstance(node, h5py.Dataset):
+        return "a data set"
+    return f"a {type(node).__name__}"
+
+
+def _short(value, limit=60):
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _unit(node):
