@@ -271,6 +271,17 @@ def test_dask_equals_numpy(name):
     np.testing.assert_array_equal(edges, np.histogram(image, 64)[1])
 
 
+def test_dask_bool_image_equals_numpy(rng):
+    """Each bool block reached the comparison as torch.bool (torch.iinfo refused it): every
+    threshold of a bool dask array failed, and so did the dock's Threshold on a large mask."""
+    image = rng.random((40, 30)) > 0.6
+    lazy = da.from_array(image, chunks=(17, 11))
+    for method in [*THRESHOLD_METHODS, 0.5, -1.0, 1.0]:
+        expected = threshold(image, method)
+        np.testing.assert_array_equal(threshold(lazy, method).compute(), expected)
+    np.testing.assert_array_equal(threshold(lazy, 0.5).compute(), image)  # True is 1
+
+
 def test_dask_nan_is_an_error():
     image = IMAGES["bimodal float32"].copy()
     image[-1, -1] = np.nan

@@ -172,6 +172,8 @@ def _above(t, value):
     """``t > value`` as a bool tensor; integers are compared with ``floor(value)``, exactly."""
     import torch
 
+    if t.dtype == torch.bool:  # (a bool block of a dask array: True is 1)
+        t = t.view(torch.uint8)
     if not t.is_floating_point():
         value, info = math.floor(value), torch.iinfo(t.dtype)
         if not info.min <= value < info.max:  # beyond the dtype's range: all or nothing
