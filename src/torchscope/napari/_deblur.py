@@ -162,8 +162,7 @@ class DeblurWidget(Container):
         self.reestimate_button = PushButton(name="reestimate",
                                             text="Re-estimate from selected rectangle")
         super().__init__(widgets=[self.image, self.scorer, self.size, self.stride, self.seed,
-                                  self.top_k,
-                                  self.overlap, self.kernel_size, self.method,
+                                  self.top_k, self.overlap, self.kernel_size, self.method,
                                   self.deconvolution, self.device, self.controls,
                                   self.reestimate_button])
         self.scorer.changed.connect(self._show_seed)
