@@ -142,6 +142,9 @@ def test_classify_a_phantom_volume_with_the_demo_model(viewer, qtbot, phantom_sa
     assert occlusion.contrast_limits[0] == pytest.approx(-occlusion.contrast_limits[1])
     assert "occlusion_map(model, slice_, patch=32, stride=16" in occlusion.metadata[
         "torchscope"]["call"]
+    # the map itself is the console's with the patch and stride set above (not the defaults)
+    np.testing.assert_allclose(occlusion.data[..., 0],
+                               az.occlusion_map(model, slice_, patch=32, stride=16), atol=1e-5)
     # the viewer still shows slice 98 along the volume's axis 2 after the new channel axis
     world = dims.ndim - 3 + 2
     assert world not in dims.displayed and dims.point[world] == pytest.approx(10.0 + 98 * 0.8)

@@ -48,15 +48,19 @@ def test_box_and_rectangle_round_trip():
 
 def test_run_writes_the_four_layers_on_the_input_geometry(viewer, widget, blurred,
                                                           wait_until_done):
+    # the layer holds ``blurred`` itself: expectations come from a copy taken before the run,
+    # so that a run writing into its input cannot go unseen
+    original = blurred.copy()
     widget.run()
     wait_until_done(widget, timeout=120_000)
+    np.testing.assert_array_equal(viewer.layers["blurred"].data, original)
     names = [layer.name for layer in viewer.layers]
     for name in ("score heatmap (blurred)", "regions (blurred)", "kernel (blurred)",
                  "deblurred (blurred)"):
         assert name in names
         np.testing.assert_array_equal(viewer.layers[name].scale, SCALE)
         assert "torchscope.deblur." in viewer.layers[name].metadata["torchscope"]["call"]
-    expected = deblur.score_regions(blurred, size=64, stride=16,
+    expected = deblur.score_regions(original, size=64, stride=16,
                                     scorer="variance").top(3, overlap=0.3)
     heat = viewer.layers["score heatmap (blurred)"]
     np.testing.assert_array_equal(heat.translate, (3.0, -2.0))
@@ -64,19 +68,59 @@ def test_run_writes_the_four_layers_on_the_input_geometry(viewer, widget, blurre
     shapes = viewer.layers["regions (blurred)"]
     np.testing.assert_array_equal(shapes.translate, (3.0, -2.0))
     assert len(shapes.data) == 3
-    boxes = [rectangle_to_box(v, blurred.shape) for v in shapes.data]
+    boxes = [rectangle_to_box(v, original.shape) for v in shapes.data]
     assert boxes == [tuple(b) for b in expected.boxes.tolist()]
     np.testing.assert_allclose(shapes.features["score"], expected.scores)
     kernel = viewer.layers["kernel (blurred)"].data
     row, col, h, w = expected.boxes[0]
     np.testing.assert_allclose(
-        kernel, deblur.estimate_kernel(blurred[row:row + h, col:col + w], KERNEL_SIZE,
+        kernel, deblur.estimate_kernel(original[row:row + h, col:col + w], KERNEL_SIZE,
                                        device="cpu"), atol=1e-6)
     restored = viewer.layers["deblurred (blurred)"]
     namespace = {"torchscope": torchscope, "layer": viewer.layers["blurred"]}
     exec(restored.metadata["torchscope"]["call"], namespace)  # noqa: S102 - the recorded call
     np.testing.assert_allclose(restored.data, namespace["deblurred"], atol=1e-5)
     np.testing.assert_array_equal(restored.translate, (3.0, -2.0))
+
+
+def test_method_deconvolution_and_overlap_on_anisotropic_pixels(viewer, blurred,
+                                                                wait_until_done):
+    """method, deconvolution and max overlap away from their defaults, on pixels of 30 x 20
+    with axis labels: each output is the console's with these values, on the input's
+    geometry, and the input is untouched."""
+    geometry = {"scale": (30.0, 20.0), "translate": (5.0, -2.0), "axis_labels": ("row", "col")}
+    original = blurred.copy()
+    layer = viewer.add_image(blurred, name="aniso", **geometry)
+    widget = DeblurWidget(viewer)
+    widget.image.value = layer
+    for name, value in {"scorer": "variance", "size": 64, "stride": 16, "top_k": 3,
+                        "kernel_size": KERNEL_SIZE, "device": "cpu", "overlap": 1.0,
+                        "method": "l0", "deconvolution": "wiener"}.items():
+        getattr(widget, name).value = value
+    widget.run()
+    wait_until_done(widget, timeout=120_000)
+    np.testing.assert_array_equal(layer.data, original)
+
+    regions = deblur.score_regions(original, size=64, stride=16, scorer="variance")
+    top = regions.top(3, overlap=1.0)
+    assert top.boxes.tolist() != regions.top(3, overlap=0.3).boxes.tolist()  # 1.0 matters
+    shapes = viewer.layers["regions (aniso)"]
+    assert [rectangle_to_box(v, original.shape) for v in shapes.data] == [
+        tuple(b) for b in top.boxes.tolist()]
+    row, col, h, w = top.boxes[0]
+    kernel = deblur.estimate_kernel(original[row:row + h, col:col + w], KERNEL_SIZE,
+                                    method="l0", device="cpu")
+    np.testing.assert_allclose(viewer.layers["kernel (aniso)"].data, kernel, atol=1e-6)
+    np.testing.assert_allclose(viewer.layers["deblurred (aniso)"].data,
+                               deblur.deconvolve(original, kernel, method="wiener", device="cpu"),
+                               atol=1e-5)
+    for kind in ("score heatmap", "regions", "kernel", "deblurred"):
+        out = viewer.layers[f"{kind} (aniso)"]
+        np.testing.assert_array_equal(out.scale, geometry["scale"])
+        assert tuple(out.axis_labels) == geometry["axis_labels"]
+        # the kernel sits right of the image, 4 pixels of the image's width away
+        shift = (0.0, 20.0 * (original.shape[1] + 4)) if kind == "kernel" else (0.0, 0.0)
+        np.testing.assert_allclose(out.translate, np.add(geometry["translate"], shift))
 
 
 def test_every_output_replays_from_its_record_with_the_random_scorer(viewer, widget,

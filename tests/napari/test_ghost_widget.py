@@ -71,6 +71,34 @@ def test_simulate_and_reconstruct_with_two_methods(viewer, gear, wait_until_done
     assert set(widget.outputs) == {"pinv", "tv"}
 
 
+def test_mask_error_blur_and_lam_on_anisotropic_pixels(viewer, wait_until_done):
+    """mask error (in %), edge blur and TV weight away from their defaults, on pixels of
+    30 x 20 with axis labels: the results are the console's with these values, on the
+    object's geometry."""
+    geometry = {"scale": (30.0, 20.0), "translate": (5.0, -2.0), "units": ("µm", "µm"),
+                "axis_labels": ("row", "col")}
+    obj = viewer.add_image(ghost.sample_object("gear", 32), name="gear", **geometry)
+    original = obj.data.copy()
+    widget = GhostWidget(viewer)
+    run(widget, wait_until_done, object=obj, ratio=0.25, methods=["pinv", "tv"],
+        iterations=40, mask_error=1.0, blur=0.5, lam=0.1)
+    p = ghost.hadamard_patterns(32, ratio=0.25, order="zigzag", kind="binary")
+    b = ghost.simulate_buckets(original, p, modulation_depth=0.8, mask_error=0.01, blur=0.5,
+                               photons=1000.0, rng=0)
+    expected = {
+        "pinv": ghost.reconstruct(b, p, method="pinv", modulation_depth=0.8),
+        "tv": ghost.reconstruct(b, p, method="tv", modulation_depth=0.8, iterations=40,
+                                lam=0.1),
+    }
+    for method, image in expected.items():
+        layer = viewer.layers[f"{method}(gear)"]
+        np.testing.assert_allclose(layer.data, image, rtol=1e-6, atol=1e-6 * abs(image).max())
+        np.testing.assert_array_equal(layer.scale, geometry["scale"])
+        np.testing.assert_array_equal(layer.translate, geometry["translate"])
+        assert tuple(layer.axis_labels) == geometry["axis_labels"]
+    np.testing.assert_array_equal(obj.data, original)
+
+
 def test_cnr_from_a_labels_layer(viewer, gear, qtbot, wait_until_done):
     widget = GhostWidget(viewer)
     run(widget, wait_until_done, object=gear, ratio=0.25, methods=["gi", "pinv"])

@@ -179,6 +179,24 @@ def test_run_shows_live_layers_and_matches_the_console(viewer, widget, data, wai
     np.testing.assert_allclose(eval(call, namespace).obj, result.obj, rtol=1e-4, atol=1e-5)
 
 
+def test_update_rates_set_in_the_dock_reach_the_engine(viewer, widget, data, wait_until_done):
+    """alpha_obj, alpha_probe, beta and gamma away from their defaults (and from each other):
+    a field ignored or passed as another gives a different object and probe."""
+    _add_dataset(viewer, widget, data)
+    _set(widget, iterations=4, every=2, device="cpu", seed=3,
+         alpha_obj=0.7, alpha_probe=0.4, beta=0.8, gamma=0.25)
+    widget.run()
+    wait_until_done(widget)
+    expected = ptycho.reconstruct(data, iterations=4, engine="rpie", modes=1, alpha_obj=0.7,
+                                  alpha_probe=0.4, beta=0.8, gamma=0.25, seed=3, device="cpu")
+    snap = widget.last_snapshot
+    assert snap.iteration == 4
+    np.testing.assert_allclose(snap.obj, expected.obj, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(snap.probe_modes, expected.probe_modes, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(viewer.layers["demo amplitude"].data, np.abs(expected.obj),
+                               rtol=1e-4, atol=1e-5)
+
+
 def test_layers_update_while_running(viewer, widget, data, qtbot, wait_until_done):
     _add_dataset(viewer, widget, data)
     _set(widget, iterations=100_000, every=1, device="cpu")
@@ -358,10 +376,17 @@ def test_save_writes_a_readable_cxi(viewer, widget, data, tmp_path, wait_until_d
     written = write_ptycho_cxi(
         str(tmp_path / "w.cxi"), amplitude.data, amplitude.as_layer_data_tuple()[1]
     )
-    np.testing.assert_array_equal(ptycho.load(written[0]).obj, snap.obj)
-    # ...and the reader shows it as layers again.
+    again = ptycho.load(written[0])
+    np.testing.assert_array_equal(again.obj, snap.obj)
+    np.testing.assert_array_equal(again.probe_modes, snap.probe_modes)
+    np.testing.assert_array_equal(again.positions_px, snap.positions_px)
+    np.testing.assert_allclose(again.errors, [e for _, e in widget.history])
+    # ...and the reader shows it as layers again, where the object was.
     viewer.open(str(tmp_path / "w.cxi"), plugin="napari-torchscope")
-    np.testing.assert_allclose(viewer.layers["w amplitude"].data, np.abs(snap.obj))
+    reopened = viewer.layers["w amplitude"]
+    np.testing.assert_allclose(reopened.data, np.abs(snap.obj))
+    np.testing.assert_allclose(reopened.scale, amplitude.scale)
+    np.testing.assert_allclose(reopened.translate, amplitude.translate)
     with pytest.raises(ValueError, match="not a ptychography layer"):
         write_ptycho_cxi(str(tmp_path / "x.cxi"), np.zeros((4, 4)), {"name": "plain"})
 
