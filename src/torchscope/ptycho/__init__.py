@@ -12,7 +12,8 @@ Virtual experiments
 Reconstruction
     :func:`iterate` (a generator of snapshots), :func:`reconstruct` (runs it to the end);
     engines ``"epie"``, ``"rpie"`` with any number of probe modes (M-ePIE / M-rPIE);
-    position refinement ``"adam"`` or ``"fixed_gain"``.
+    position refinement ``"adam"`` or ``"fixed_gain"``; :class:`DivergenceError` (a
+    ``FloatingPointError``) when a run produces NaN or infinite values.
 Quality
     :func:`object_error` (NRMSE after subpixel registration and removal of global phase, scale
     and phase ramp) on the region :func:`lit_region` finds, :func:`register_subpixel`
@@ -37,6 +38,7 @@ _SUBMODULES = {
     "iterate": "_engines",
     "reconstruct": "_engines",
     "ENGINES": "_engines",
+    "DivergenceError": "_engines",
     "object_error": "_metrics",
     "lit_region": "_metrics",
     "register_subpixel": "_metrics",
