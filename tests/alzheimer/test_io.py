@@ -46,6 +46,11 @@ def test_load_volume_refuses_other_files(tmp_path):
         (tmp_path / name).write_bytes(content)
         with pytest.raises(ValueError, match=f"{name}' is not a readable"):
             az.load_volume(tmp_path / name)
+    header_only = tmp_path / "lonely.hdr"  # an Analyze header without its image file
+    nib.save(nib.AnalyzeImage(np.zeros((4, 4, 4), np.float32), np.eye(4)), header_only)
+    (tmp_path / "lonely.img").unlink()
+    with pytest.raises(FileNotFoundError):
+        az.load_volume(header_only)
     nib.save(nib.Nifti1Image(np.zeros((4, 4, 4), np.complex64), np.eye(4)),
              tmp_path / "complex.nii")
     with pytest.raises(ValueError, match="complex64 voxels"):  # its imaginary part was dropped

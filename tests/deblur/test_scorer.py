@@ -366,6 +366,14 @@ def test_load_refuses_other_files(tmp_path):
     cut.write_bytes(b"\x08" + bytes(20))
     with pytest.raises(ValueError, match="cut.safetensors.*not a safetensors file"):
         load_scorer(cut)
+    with pytest.raises(ValueError, match="is a folder"):
+        load_scorer(tmp_path)
+    from torchscope.deblur._scorer import FORMAT
+
+    save_file({"w": torch.zeros(2)}, str(tmp_path / "width.safetensors"),
+              metadata={"format": FORMAT, "width": "-8", "patch_size": "228"})
+    with pytest.raises(ValueError, match="width.safetensors.*cannot be built"):  # torch's
+        load_scorer(tmp_path / "width.safetensors")  # RuntimeError escaped
 
 
 def test_cnn_scores_reads_a_weight_file_once_per_version(tmp_path, monkeypatch):

@@ -157,6 +157,13 @@ def test_load_errors(tmp_path):
     save_file(tensors, str(misshapen), metadata=meta)
     with pytest.raises(ValueError, match=f"misshapen.safetensors.*do not fit.*{name}"):
         load_mwcnn(misshapen)
+    # a configuration the network cannot be built from (a bare TypeError before)
+    entry = json.loads(meta["torchscope.ghost.mwcnn"])
+    entry["config"]["channels"] = 5
+    save_file(tensors, str(tmp_path / "config.safetensors"),
+              metadata={**meta, "torchscope.ghost.mwcnn": json.dumps(entry)})
+    with pytest.raises(ValueError, match="config.safetensors.*cannot be built"):
+        load_mwcnn(tmp_path / "config.safetensors")
 
 
 # ----------------------------------------------------------------------- shipped model

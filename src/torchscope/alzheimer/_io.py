@@ -36,6 +36,14 @@ def load_volume(path, *, return_spacing=False):
         voxel axes; no reorientation is done (OASIS-1's axial axis is axis 2).
     spacing : tuple of float
         Only with ``return_spacing=True``: voxel size (mm) of each returned axis.
+
+    Raises
+    ------
+    FileNotFoundError
+        No file at ``path`` (or an Analyze header without its image).
+    ValueError
+        Another suffix, a file nibabel cannot read (empty, truncated, not an image), complex
+        voxels, or fewer than two dimensions; the message names the file.
     """
     import nibabel as nib
 
@@ -50,6 +58,8 @@ def load_volume(path, *, return_spacing=False):
     try:
         img = nib.load(str(p))
         data = np.asarray(img.dataobj)
+    except FileNotFoundError:  # (an Analyze header without its image file)
+        raise
     except (nib.filebasedimages.ImageFileError, OSError, EOFError, ValueError) as err:
         raise ValueError(f"path={str(path)!r} is not a readable Analyze or NIfTI image "
                          f"({type(err).__name__}: {err}).") from None

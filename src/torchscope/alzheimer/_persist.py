@@ -88,8 +88,16 @@ def load_model(path, *, device=None):
     -------
     Trained
         In eval mode; ``split`` is None.
+
+    Raises
+    ------
+    FileNotFoundError
+        No file at ``path``.
+    ValueError
+        A file that is not a torchscope.alzheimer model (not safetensors, truncated, another
+        format), or whose configuration or tensors are incomplete; the message names the file.
     """
-    from torchscope.backend import get_device, load_weights, read_weights
+    from torchscope.backend import build_network, get_device, load_weights, read_weights
 
     metadata, tensors = read_weights(path, "torchscope.alzheimer model")
     path = Path(path)
@@ -98,17 +106,16 @@ def load_model(path, *, device=None):
             f"path={str(path)!r} is not a torchscope.alzheimer model (format "
             f"{metadata.get('format')!r}, expected {FORMAT!r})."
         )
-    try:
+    def make():
         config = json.loads(metadata["config"])
         history = json.loads(metadata.get("history", "{}"))
         baseline = json.loads(metadata.get("baseline", "null"))
-        ae, clf = _networks.build(config)
-    except (KeyError, TypeError, ValueError) as err:
-        raise ValueError(f"path={str(path)!r}: its model configuration is incomplete or "
-                         f"invalid ({type(err).__name__}: {err}).") from None
+        return config, history, baseline, _networks.build(config)
+
+    config, history, baseline, (ae, clf) = build_network(make, path, "torchscope.alzheimer model")
     for prefix, net in (("autoencoder", ae), ("classifier", clf)):
         state = {k[len(prefix) + 1:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
-        load_weights(net, state, path, f"torchscope.alzheimer {prefix}")
+        load_weights(net, state, path, f"torchscope.alzheimer model's {prefix}")
     dev = get_device(device)
     ae.to(dev).eval()
     clf.to(dev).eval()

@@ -7,7 +7,9 @@ Devices
     environment variable ``TORCHSCOPE_DEVICE`` overrides) or a name into a ``torch.device``.
     :func:`available_devices` lists what this machine offers.
 Arrays and tensors
-    :func:`to_tensor` and :func:`to_numpy` move data across; :func:`compute_dtype` is the dtype
+    :func:`to_tensor` and :func:`to_numpy` move data across (bool, integer, float and
+    complex64/complex128 arrays; ``to_numpy(..., copy=True)`` for a tensor still updated in
+    place); :func:`compute_dtype` is the dtype
     policy (float64 stays float64 where the device supports it, everything else computes in
     float32).
 Blocks
@@ -28,8 +30,9 @@ FFT and blur kernels
     back), :func:`fft_size`, :func:`pad_periodic`, :func:`shift_ramps` (the Fourier phase
     ramps of sub-pixel translations).
 Weights
-    :func:`read_weights` (metadata and tensors of a ``.safetensors`` file) and
-    :func:`load_weights` (into a network), with errors that name the file.
+    :func:`read_weights` (metadata and tensors of a ``.safetensors`` file),
+    :func:`build_network` (the network its metadata describes) and :func:`load_weights` (into
+    that network), with errors that name the file.
 Packages
     :func:`lazy_namespace`: a science module's public names load their private file on first
     access, so importing the module imports neither its files nor torch.
@@ -69,13 +72,14 @@ from torchscope.backend._registration import (
     register_spectra,
     register_subpixel,
 )
-from torchscope.backend._weights import load_weights, read_weights
+from torchscope.backend._weights import build_network, load_weights, read_weights
 
 __all__ = [
     "DeviceError",
     "DeviceMemoryError",
     "as_array",
     "available_devices",
+    "build_network",
     "check_choice",
     "check_int",
     "check_real",

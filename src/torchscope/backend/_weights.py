@@ -27,19 +27,30 @@ def read_weights(path, what, *, tensors=True):
         The file is not a safetensors file (empty, truncated, another format), naming it.
     """
     from safetensors import SafetensorError, safe_open
-    from safetensors.torch import load_file
 
     path = os.fspath(path)
+    if os.path.isdir(path):
+        raise ValueError(f"path={path!r} is a folder, not a {what} weight file.")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"path={path!r}: no such file (a {what} weight file).")
     try:
         with safe_open(path, framework="pt") as f:
             metadata = f.metadata() or {}
-        state = load_file(path) if tensors else None
+            state = {name: f.get_tensor(name) for name in f.keys()} if tensors else None  # noqa: SIM118
     except (SafetensorError, OSError) as err:
         raise ValueError(f"path={path!r} is not a safetensors file ({what} weights "
                          f"expected): {err}") from None
     return metadata, state
+
+
+def build_network(make, path, what):
+    """``make()``, the network a weight file's metadata describes; a ValueError naming ``path``
+    when that description is incomplete or invalid (a missing key, a negative width...)."""
+    try:
+        return make()
+    except (KeyError, TypeError, ValueError, RuntimeError) as err:
+        raise ValueError(f"path={os.fspath(path)!r}: the {what} its metadata describes cannot "
+                         f"be built ({type(err).__name__}: {err}).") from None
 
 
 def load_weights(net, state, path, what):

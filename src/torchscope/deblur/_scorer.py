@@ -131,12 +131,15 @@ def load_scorer(path=None, *, device=None):
     ------
     FileNotFoundError
         When the file does not exist, naming it and the script that builds it.
+    ValueError
+        A file that is not a region-scorer file (not safetensors, truncated, another format),
+        or whose tensors do not fit the network its metadata describes; the message names it.
     """
-    from torchscope.backend import get_device, load_weights, read_weights
+    from torchscope.backend import build_network, get_device, load_weights, read_weights
 
     shipped = path is None
     path = Path(default_weights() if shipped else os.fspath(path))
-    if not path.is_file():
+    if not path.exists():
         if shipped:
             raise FileNotFoundError(
                 f"the region scorer's weights {path} are not there: this installation ships no "
@@ -147,13 +150,11 @@ def load_scorer(path=None, *, device=None):
                                 "one.")
     meta, state = read_weights(path, "region scorer")
     if meta.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a region-scorer file (metadata format "
+        raise ValueError(f"path={str(path)!r} is not a region-scorer file (metadata format "
                          f"{meta.get('format')!r}, expected {FORMAT!r}).")
-    try:
-        model = RegionScorer(width=int(meta["width"]), patch_size=int(meta["patch_size"]))
-    except (KeyError, TypeError, ValueError) as err:
-        raise ValueError(f"{path}: its metadata lacks a valid width or patch_size "
-                         f"({type(err).__name__}: {err}).") from None
+    model = build_network(lambda: RegionScorer(width=int(meta["width"]),
+                                               patch_size=int(meta["patch_size"])),
+                          path, "region scorer")
     load_weights(model, state, path, "region scorer")
     return model.to(get_device(device)).eval()
 

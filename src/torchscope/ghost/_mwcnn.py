@@ -264,11 +264,16 @@ def save_mwcnn(path, model):
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _read_config(path):
-    """The configuration saved in an MWCNN weight file."""
+#: What an MWCNN weight file is called in error messages.
+_WHAT = "torchscope MWCNN"
+
+
+def _read_config(path, meta=None):
+    """The configuration saved in an MWCNN weight file (from its ``meta`` when read already)."""
     from torchscope.backend import read_weights
 
-    meta, _ = read_weights(path, "torchscope MWCNN", tensors=False)
+    if meta is None:
+        meta, _ = read_weights(path, _WHAT, tensors=False)
     path = pathlib.Path(path)
     try:
         entry = json.loads(meta[FORMAT])
@@ -295,14 +300,23 @@ def load_mwcnn(path, *, device=None):
     -------
     MWCNN
         In evaluation mode; ``model.config`` holds the configuration saved with it.
-    """
-    from torchscope.backend import get_device, load_weights, read_weights
 
-    config = _read_config(path)
-    _, state = read_weights(path, "torchscope MWCNN")
+    Raises
+    ------
+    FileNotFoundError
+        No file at ``path``.
+    ValueError
+        A file that is not an MWCNN weight file (not safetensors, truncated, another network,
+        a newer format), or whose tensors do not fit the architecture it describes; the
+        message names the file.
+    """
+    from torchscope.backend import build_network, get_device, load_weights, read_weights
+
+    meta, state = read_weights(path, _WHAT)
+    config = _read_config(path, meta)
     arch = {k: config[k] for k in _ARCH_KEYS if k in config}
-    model = MWCNN(**arch, config=config)
-    load_weights(model, state, path, "MWCNN")
+    model = build_network(lambda: MWCNN(**arch, config=config), path, _WHAT)
+    load_weights(model, state, path, _WHAT)
     return model.to(get_device(device)).eval()
 
 

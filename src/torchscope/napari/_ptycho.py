@@ -836,9 +836,10 @@ class PtychoWidget(Container):
             if amplitude_layer is not None
             else "amp = 1.0"
         )
-        if phase is not None and span:
+        if phase is not None:
             code.append(f"p = numpy.asarray(viewer.layers[{phase_layer.name!r}].data, float)")
-            code.append(f"ph = {self.phase_range.value!r} * ((p - p.min()) / numpy.ptp(p) - 0.5)")
+            code.append(f"ph = {self.phase_range.value!r} * ((p - p.min()) / numpy.ptp(p) - 0.5)"
+                        if span else "ph = 0 * p")  # a flat layer: no phase, but its shape
         else:
             code.append("ph = 0.0")
         code.append("obj = amp * numpy.exp(1j * ph)")

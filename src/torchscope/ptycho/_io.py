@@ -187,9 +187,10 @@ def load(path, *, kind="auto", position_sign=None, position_order=None, origin="
         raise ValueError(
             f"load: {path} could not be read, the file may be damaged ({error})"
         ) from error
-    except (TypeError, KeyError, IndexError, AttributeError) as error:
-        # Last resort: the readers check what they read and name it; a layout they do not
-        # foresee still gives a ValueError naming the file rather than an internal error.
+    except (TypeError, IndexError) as error:
+        # Last resort: the readers check what they read and name it; an array of a dtype or
+        # shape they do not foresee still gives a ValueError naming the file. (KeyError and
+        # AttributeError are left alone: from here they would be bugs of this module.)
         raise ValueError(
             f"load: {path}: unexpected content, the file is malformed "
             f"({type(error).__name__}: {error})"
