@@ -237,6 +237,19 @@ def iterate_train(cohort_or_split, *, epochs_ae=100, epochs_clf=60, epochs_finet
     value into the generator (``gen.send(True)``, or napari's ``worker.send(True)``): the
     current stage ends, later stages are skipped, and the ``"done"`` snapshot follows with the
     best weights found so far (``history["stopped"]`` is then true).
+
+    Parameters
+    ----------
+    cohort_or_split, epochs_ae, epochs_clf, epochs_finetune, batch_size, batch_size_clf, \
+lr_ae, lr_clf, lr_finetune, patience, widths, test, val, seed, device
+        As for :func:`train`.
+
+    Yields
+    ------
+    TrainProgress
+        One per epoch (``stage``, ``epoch``, ``epochs``, ``train_loss``, ``val_loss``,
+        ``val_score``, ``elapsed``, ``history``); the last has ``stage == "done"`` and the
+        model in ``trained``.
     """
     epochs_ae = check_int("epochs_ae", epochs_ae, 0, type_error=ValueError)
     epochs_clf = check_int("epochs_clf", epochs_clf, 0, type_error=ValueError)

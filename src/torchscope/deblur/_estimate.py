@@ -527,6 +527,17 @@ def iterate(image, kernel_size, *, method="dark_channel", iterations=3, kernel_c
     Takes the same arguments as :func:`estimate_kernel`; yields after every iteration of
     every pyramid level (``levels * iterations`` snapshots). The last snapshot's ``kernel``
     is :func:`estimate_kernel`'s result. Stop early by leaving the loop.
+
+    Parameters
+    ----------
+    image, kernel_size, method, iterations, kernel_cut, device
+        As for :func:`estimate_kernel`.
+
+    Yields
+    ------
+    Snapshot
+        ``level``, ``levels``, ``iteration``, ``progress`` (0 to 1, exactly 1 at the end),
+        ``kernel`` and ``latent`` (the current estimates; stacks for a batch of patches).
     """
     y, kernel_size, iterations, kernel_cut = _prepare(image, kernel_size, method, iterations,
                                                       kernel_cut)

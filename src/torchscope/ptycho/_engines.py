@@ -1049,7 +1049,18 @@ def iterate(data, *, engine="rpie", modes=None, alpha_obj=None, alpha_probe=None
 def reconstruct(data, *, iterations=100, engine="rpie", **options):
     """Run :func:`iterate` for ``iterations`` iterations and return the final :class:`Result`.
 
-    Takes the same keyword options as :func:`iterate` (except ``every``).
+    Parameters
+    ----------
+    data : PtychoData
+        The measurement (see :func:`iterate`).
+    iterations : int, optional
+        Iterations to run (at least 1).
+    engine : {"epie", "rpie"}, optional
+        As for :func:`iterate`.
+    **options
+        The other keyword options of :func:`iterate` (``modes``, ``alpha_obj``, ``alpha_probe``,
+        ``beta``, ``gamma``, ``position_refinement``, ``finish``, ``start``, ``seed``,
+        ``device``, ...), except ``every``.
 
     Returns
     -------
