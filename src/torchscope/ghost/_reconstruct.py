@@ -144,6 +144,8 @@ def estimate_modulation_depth(buckets, patterns):
     the measured rows, i.e. below 1 % for ``M = 768`` unless the corner pixel is far brighter
     than the mean. Zero-mean noise (Poisson, read noise, mask errors) averages out; a dark
     offset of the detector does not (subtract it first). A stack of bucket vectors is pooled.
+    A closed form computed on the host, so it takes no ``device`` (the masks' plan, which
+    ``reconstruct`` reuses, is built on the CPU).
 
     Parameters
     ----------
