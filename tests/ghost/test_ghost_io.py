@@ -113,6 +113,22 @@ def test_truncated_file(tmp_path, data):
     assert not is_measurement_file(path)
 
 
+def test_files_of_the_wrong_dtype_are_bad_files(tmp_path, data):
+    """A caller's complex array is a TypeError; the same inside a file is a bad file."""
+    b, p = data
+    np.savez(tmp_path / "complex.npz", buckets=b.astype(complex), patterns=p)
+    with pytest.raises(ValueError, match="complex.npz: 'buckets' has dtype complex128"):
+        ghost.load_measurement(tmp_path / "complex.npz")
+    np.savez(tmp_path / "text.npz", buckets=b, patterns=np.full(p.shape, "x"))
+    with pytest.raises(ValueError, match="text.npz: 'patterns' has dtype <U1"):
+        ghost.load_measurement(tmp_path / "text.npz")
+    tifffile.imwrite(tmp_path / "complex.tif", (p + 1j).astype(np.complex64))
+    with pytest.raises(ValueError, match="complex.tif: patterns has dtype complex64"):
+        ghost.load_patterns(tmp_path / "complex.tif")
+    with pytest.raises(TypeError, match="buckets has dtype complex128"):
+        ghost.save_measurement(tmp_path / "m.npz", b.astype(complex), p)
+
+
 def test_a_npy_file_named_npz(tmp_path, data):
     np.save(tmp_path / "array.npy", data[1])
     (tmp_path / "array.npy").rename(tmp_path / "array.npz")

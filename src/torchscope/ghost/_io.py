@@ -49,10 +49,12 @@ class Measurement:
 
 
 # ------------------------------------------------------------------------------ checks
-def _check_patterns(patterns, where="patterns"):
+def _check_patterns(patterns, where="patterns", dtype_error=TypeError):
+    """``patterns`` as an array, checked; ``dtype_error`` is ValueError for a file's content
+    (a caller's array of the wrong type is a TypeError, a file's is a bad file)."""
     p = np.asarray(patterns)
     if p.dtype.kind not in "biuf":
-        raise TypeError(f"{where} has dtype {p.dtype}; expected real numbers (M, h, w).")
+        raise dtype_error(f"{where} has dtype {p.dtype}; expected real numbers (M, h, w).")
     if p.ndim != 3 or 0 in p.shape:
         raise ValueError(f"{where} has shape {p.shape}; expected a non-empty stack (M, h, w) of "
                          "masks.")
@@ -61,10 +63,10 @@ def _check_patterns(patterns, where="patterns"):
     return p
 
 
-def _check_buckets(buckets, m, where="buckets"):
+def _check_buckets(buckets, m, where="buckets", dtype_error=TypeError):
     b = np.asarray(buckets)
     if b.dtype.kind not in "biuf":
-        raise TypeError(f"{where} has dtype {b.dtype}; expected real numbers (..., M).")
+        raise dtype_error(f"{where} has dtype {b.dtype}; expected real numbers (..., M).")
     if b.ndim < 1 or b.shape[-1] != m:
         raise ValueError(f"{where} has shape {b.shape} but there are {m} patterns: the last axis "
                          "of buckets must have one value per pattern (M mismatch).")
@@ -201,7 +203,8 @@ def load_measurement(path, *, normalize=True):
         When there is no such file.
     ValueError
         For a file that is not an ``.npz`` archive, lacks ``buckets`` or ``patterns``, holds
-        pickled objects, metadata that is not a JSON object, or arrays whose shapes do not fit.
+        pickled objects, metadata that is not a JSON object, arrays that are not real numbers,
+        or arrays whose shapes do not fit.
     """
     with _open_npz(path) as archive:
         missing = [key for key in _KEYS if key not in archive.files]
@@ -217,8 +220,9 @@ def load_measurement(path, *, normalize=True):
                              ) from None
         except (zipfile.BadZipFile, OSError, EOFError) as error:
             raise ValueError(f"{path}: the file is damaged ({error}).") from None
-    p = _check_patterns(arrays["patterns"], where=f"{path}: 'patterns'")
-    b = _check_buckets(arrays["buckets"], p.shape[0], where=f"{path}: 'buckets'")
+    p = _check_patterns(arrays["patterns"], where=f"{path}: 'patterns'", dtype_error=ValueError)
+    b = _check_buckets(arrays["buckets"], p.shape[0], where=f"{path}: 'buckets'",
+                       dtype_error=ValueError)
     metadata = {}
     if "metadata" in arrays:
         text = arrays["metadata"]
@@ -367,6 +371,6 @@ def load_patterns(path, *, normalize=True):
         raise ValueError(f"{path}: the TIFF holds an array of shape {data.shape}; a pattern stack "
                          "is M grayscale pages (M, h, w) (RGB or multi-channel pages are not "
                          "masks).")
-    p = _check_patterns(data, where=f"{path}: patterns")
+    p = _check_patterns(data, where=f"{path}: patterns", dtype_error=ValueError)
     return _normalized(p) if normalize else p.astype(np.float32)
 

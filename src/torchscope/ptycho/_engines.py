@@ -784,7 +784,8 @@ class _Engine:
         from torchscope.ptycho._probe import orthogonalize_modes
 
         def own(array, dtype):  # a copy: the engine updates its tensors in place, and the
-            return to_tensor(array, device=self.dev, dtype=dtype).clone()  # state stays reusable
+            t = to_tensor(array, device=self.dev, dtype=dtype)  # state stays reusable
+            return t.clone() if t.device.type == "cpu" else t  # (elsewhere a copy already)
 
         if state["probe"].shape == tuple(self.probe.shape):
             # the state's unorthogonalised probe, unless the caller changed the snapshot's

@@ -57,8 +57,9 @@ class LBFGSFinish:
             self.converged = False
             self.f, self.grad = self._evaluate()
         else:
-            def own(array):  # a copy: the state stays reusable
-                return to_tensor(array, device=engine.dev).clone()
+            def own(array):  # a copy: the state stays reusable (off the CPU one already)
+                t = to_tensor(array, device=engine.dev)
+                return t.clone() if t.device.type == "cpu" else t
 
             self.w_obj, self.w_probe = own(state["w_obj"]), own(state["w_probe"])
             self.pairs = [((own(so), own(sp)), (own(yo), own(yp)), own(rho))
