@@ -45,16 +45,18 @@ def console_measurement(obj, ratio=0.25):
     return ghost.simulate_buckets(obj, p, **SETTING), p
 
 
+def pinv_and_tv(b, p, *, lam):
+    """The console's pinv and tv images (D_r 0.8, 40 TV iterations), as the dock runs them."""
+    return {"pinv": ghost.reconstruct(b, p, method="pinv", modulation_depth=0.8),
+            "tv": ghost.reconstruct(b, p, method="tv", modulation_depth=0.8, iterations=40,
+                                    lam=lam)}
+
+
 def test_simulate_and_reconstruct_with_two_methods(viewer, gear, wait_until_done):
     original = gear.data.copy()
     widget = GhostWidget(viewer)
     run(widget, wait_until_done, object=gear, ratio=0.25, methods=["pinv", "tv"], iterations=40)
-    b, p = console_measurement(original)
-    expected = {
-        "pinv": ghost.reconstruct(b, p, method="pinv", modulation_depth=0.8),
-        "tv": ghost.reconstruct(b, p, method="tv", modulation_depth=0.8, iterations=40,
-                                lam=0.02),
-    }
+    expected = pinv_and_tv(*console_measurement(original), lam=0.02)
     for method, image in expected.items():
         layer = viewer.layers[f"{method}(gear)"]
         np.testing.assert_allclose(layer.data, image, rtol=1e-6, atol=1e-6 * abs(image).max())
@@ -85,11 +87,7 @@ def test_mask_error_blur_and_lam_on_anisotropic_pixels(viewer, wait_until_done):
     p = ghost.hadamard_patterns(32, ratio=0.25, order="zigzag", kind="binary")
     b = ghost.simulate_buckets(original, p, modulation_depth=0.8, mask_error=0.01, blur=0.5,
                                photons=1000.0, rng=0)
-    expected = {
-        "pinv": ghost.reconstruct(b, p, method="pinv", modulation_depth=0.8),
-        "tv": ghost.reconstruct(b, p, method="tv", modulation_depth=0.8, iterations=40,
-                                lam=0.1),
-    }
+    expected = pinv_and_tv(b, p, lam=0.1)
     for method, image in expected.items():
         layer = viewer.layers[f"{method}(gear)"]
         np.testing.assert_allclose(layer.data, image, rtol=1e-6, atol=1e-6 * abs(image).max())

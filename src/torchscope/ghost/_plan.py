@@ -100,7 +100,6 @@ class Plan:
             raise ValueError("patterns are zero everywhere: no mask transmits anything.")
         self.hadamard = None
         if h == w:
-
             from torchscope.ghost._transform import hadamard_rows
 
             rows = hadamard_rows(to_tensor(p64, device="cpu"), h)
@@ -135,7 +134,6 @@ class Plan:
 
     def dense(self, device, dtype):
         """Nominal patterns as an (M, N) tensor."""
-
         def make():
             if self._dense is not None:
                 return to_tensor(self._dense, device=device, dtype=dtype)
@@ -148,14 +146,12 @@ class Plan:
 
     def walsh(self, device, dtype):
         """The ``n x n`` Sylvester matrix as a tensor."""
-
         from torchscope.ghost._patterns import sylvester
 
         return self.cached("walsh", device, dtype, lambda: to_tensor(
             sylvester(self.shape[0]), device=device, dtype=dtype))
 
     def hadamard_tensors(self, device, dtype):
-
         def make():
             k, a, c = self.hadamard
             return (to_tensor(k, device=device), to_tensor(a, device=device, dtype=dtype),
@@ -203,7 +199,6 @@ class Plan:
 
     def total_transmission(self, depth, device, dtype):
         """``R_r``, the total transmission of each effective mask, as an (M,) tensor."""
-
         alpha, beta = self.affine(depth)
         return to_tensor(alpha * self.size + beta * self.rowsum, device=device, dtype=dtype)
 
