@@ -263,6 +263,26 @@ def test_lbfgs_finish_runs_as_in_the_console(viewer, widget, data, wait_until_do
     assert widget.finish.enabled and widget.reconstruction_options()["finish"] == "lbfgs"
 
 
+@pytest.mark.parametrize("finish", [None, "auto"])
+def test_finish_choice_of_a_two_mode_run_is_replayed(viewer, widget, data, wait_until_done,
+                                                     finish):
+    # the default "automatic" finish is L-BFGS with two modes; "halved rates" (None) must
+    # then be written out in the recorded call, or replaying it would take the default
+    assert widget.finish.value == "auto"
+    _add_dataset(viewer, widget, data)
+    _set(widget, iterations=80, every=80, modes=2, finish=finish, device="cpu", seed=1)
+    widget.run()
+    wait_until_done(widget)
+    assert (widget.last_snapshot.state["lbfgs"] is not None) == (finish == "auto")
+    call = viewer.layers["demo amplitude"].metadata["torchscope"]["call"]
+    assert f"finish={finish!r}" in call
+    namespace = {"torchscope": torchscope, "viewer": viewer}
+    exec(call.replace("torchscope.ptycho.reconstruct", "result = torchscope.ptycho.reconstruct"),  # noqa: S102
+         namespace)
+    np.testing.assert_allclose(namespace["result"].obj, widget.last_snapshot.obj, rtol=1e-4,
+                               atol=1e-5)
+
+
 def test_pause_stop_then_continue_from_the_last_snapshot(
     viewer, widget, data, qtbot, wait_until_done
 ):

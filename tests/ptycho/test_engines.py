@@ -306,9 +306,13 @@ def test_lbfgs_finish_goes_further_than_halved_rates(device):
     obj, measured, roi = _textured_three_mode_problem(grid=6, step=5.0, photons=1e6)
     # (on a GPU too: the errors of PIE and L-BFGS iterations are stacked together)
     common = {"iterations": 150, "modes": 3, "seed": 0, "device": device}
-    halved = ptycho.reconstruct(measured, **common)
+    halved = ptycho.reconstruct(measured, finish=None, **common)
     lbfgs = ptycho.reconstruct(measured, finish="lbfgs", **common)
     assert halved.state["lbfgs"] is None and lbfgs.options["finish"] == "lbfgs"
+    # the default ("auto") takes the finish with several modes: the same run to the bit
+    auto = ptycho.reconstruct(measured, **common)
+    assert auto.options["finish"] == "lbfgs"
+    np.testing.assert_array_equal(auto.obj, lbfgs.obj)
     first = next(s.iteration for s in ptycho.iterate(measured, finish="lbfgs", **common)
                  if s.state["lbfgs"] is not None)
     assert 10 < first < 100
@@ -316,6 +320,22 @@ def test_lbfgs_finish_goes_further_than_halved_rates(device):
     assert ptycho.object_error(lbfgs.obj, obj, roi) < 0.7 * ptycho.object_error(halved.obj, obj, roi)
     assert lbfgs.errors[-1] < halved.errors[-1]
     np.testing.assert_allclose(lbfgs.occupancies, [0.6, 0.25, 0.15], atol=0.05)
+
+
+def test_automatic_finish_is_lbfgs_only_with_several_modes_and_the_automatic_schedule():
+    rng = np.random.default_rng(3)
+    obj = _smooth_object(rng)
+    probe = ptycho.make_probe(16, diameter_px=10, edge_px=2, quadratic_phase_rad=1.0)
+    data = ptycho.simulate(obj, probe, ptycho.raster_positions(4, 4.0, jitter_px=1, rng=1))
+    common = {"iterations": 1, "seed": 0, "device": "cpu"}
+    cases = [({"modes": 1}, None), ({"modes": 2}, "lbfgs"), ({"modes": 3}, "lbfgs"),
+             ({"modes": 2, "batch_size": 4}, None),
+             ({"modes": 2, "position_refinement": "adam"}, None),
+             ({"modes": 2, "finish": None}, None), ({"modes": 1, "finish": "lbfgs"}, "lbfgs")]
+    for options, expected in cases:
+        assert ptycho.reconstruct(data, **common, **options).options["finish"] == expected, options
+    with pytest.raises(ValueError, match="finish"):
+        ptycho.reconstruct(data, modes=2, finish="auto ", **common)
 
 
 def test_refinement_grows_the_batches_but_keeps_several(monkeypatch):
@@ -375,7 +395,7 @@ def test_snapshots_results_and_continuation(problem):
 @pytest.mark.parametrize("options", [
     # the automatic schedule and its momentum: on this noisy data the batches grow after
     # the stop (4 -> 9 -> 25 positions by iteration 40), then the rates are halved
-    {"modes": 2},
+    {"modes": 2, "finish": None},
     {"position_refinement": "adam", "refine_start": 3},  # Adam's moments, shifted positions
     {"modes": 2, "finish": "lbfgs"},  # L-BFGS's remembered steps and gradient
 ])
@@ -387,12 +407,13 @@ def test_continuation_computes_what_the_uninterrupted_run_does(problem, options)
     else:
         data = ptycho.simulate(obj, probe, pos, photons=1e3, rng=0)
     common = {"seed": 4, "device": "cpu", **options}
-    stop = 32 if "finish" in options else 25  # (the finish starts at iteration 24 here)
+    lbfgs = options.get("finish") == "lbfgs"
+    stop = 32 if lbfgs else 25  # (the finish starts at iteration 24 here)
     whole = ptycho.reconstruct(data, iterations=60, **common)
     first = ptycho.reconstruct(data, iterations=stop, **common)
     rest = ptycho.reconstruct(data, iterations=60 - stop, start=first, **common)
     assert rest.iteration == 60
-    if "finish" in options:  # the finish had begun before the stop
+    if lbfgs:  # the finish had begun before the stop
         assert first.state["lbfgs"] is not None and len(first.state["lbfgs"]["pairs"]) > 1
     elif "modes" in options:
         assert first.state["batch_size"] < rest.state["batch_size"] == 25

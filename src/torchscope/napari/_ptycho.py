@@ -627,11 +627,13 @@ class PtychoWidget(Container):
         )
         self.finish = ComboBox(
             name="finish",
-            choices=[("halved rates", None), ("L-BFGS", "lbfgs")],
+            choices=[("automatic", "auto"), ("halved rates", None), ("L-BFGS", "lbfgs")],
+            value="auto",
             tooltip="How the run ends once the batches have grown: PIE with update rates halved "
             "whenever the error stalls (safe at any dose), or L-BFGS on object and probe "
             "together (converges much further on well-exposed data; at a few photons per "
-            "pixel it fits the noise). Not with position refinement.",
+            "pixel it fits the noise). Automatic: L-BFGS with several probe modes, halved "
+            "rates with one. Not with position refinement.",
         )
         self.seed = SpinBox(
             name="seed",
@@ -992,7 +994,14 @@ class PtychoWidget(Container):
 
     def _record(self, data_layer, options, iteration):
         """How the layers were made: the console call that gives the same snapshot."""
-        args = ", ".join(f"{k}={v!r}" for k, v in options.items() if v is not None and k != "every")
+        import inspect
+
+        from torchscope import ptycho
+
+        # None is left out where it is the default (finish=None is not: halved rates)
+        defaults = {k: p.default for k, p in inspect.signature(ptycho.iterate).parameters.items()}
+        args = ", ".join(f"{k}={v!r}" for k, v in options.items()
+                         if k != "every" and (v is not None or defaults.get(k) is not None))
         call = f"{MODULE}.reconstruct(data, iterations={iteration - self._run_first}, {args}"
         if self._run_first:
             call += f", start=previous)  # previous: the snapshot at iteration {self._run_first}"
