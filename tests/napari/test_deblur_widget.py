@@ -238,7 +238,8 @@ def test_cnn_without_weights_is_a_notification(viewer, widget, wait_until_done, 
     assert "deblurred (blurred)" not in viewer.layers
 
 
-def test_rgb_is_converted_to_luminance(viewer, widget, blurred, wait_until_done):
+def test_rgb_is_scored_on_luminance_and_deblurred_in_colour(viewer, widget, blurred,
+                                                            wait_until_done):
     from skimage.color import rgb2gray
 
     rgb = np.stack([blurred, 0.5 * blurred, np.flipud(blurred)], axis=-1)
@@ -246,9 +247,27 @@ def test_rgb_is_converted_to_luminance(viewer, widget, blurred, wait_until_done)
     widget.image.value = viewer.layers["rgb"]
     widget.run()
     wait_until_done(widget, timeout=120_000)
-    expected = deblur.score_regions(rgb2gray(rgb), size=64, stride=16, scorer="variance")
+    gray = rgb2gray(rgb)
+    expected = deblur.score_regions(gray, size=64, stride=16, scorer="variance")
     np.testing.assert_array_equal(viewer.layers["score heatmap (rgb)"].data, expected.heatmap)
-    assert viewer.layers["deblurred (rgb)"].data.shape == blurred.shape
+    # the kernel comes from the luminance; the colour image is deconvolved with it, as
+    # deblur.deblur does (channel by channel, in one working range)
+    kernel = viewer.layers["kernel (rgb)"].data.astype(np.float64)
+    restored = viewer.layers["deblurred (rgb)"]
+    assert restored.rgb and restored.data.shape == rgb.shape
+    np.testing.assert_allclose(restored.data, deblur.deconvolve(rgb, kernel, device="cpu"),
+                               atol=1e-4)
+    assert not np.allclose(restored.data[..., 0], restored.data[..., 2], atol=0.05)
+    namespace = {"torchscope": torchscope, "layer": viewer.layers["rgb"]}
+    exec(restored.metadata["torchscope"]["call"], namespace)  # noqa: S102 - the recorded call
+    np.testing.assert_allclose(restored.data, namespace["deblurred"], atol=1e-5)
+    # Re-estimate from the best rectangle writes into the same colour layer
+    shapes = viewer.layers["regions (rgb)"]
+    shapes.selected_data = {0}
+    widget.reestimate()
+    wait_until_done(widget, timeout=120_000)
+    assert viewer.layers["deblurred (rgb)"] is restored and restored.rgb
+    assert [layer.name for layer in viewer.layers].count("deblurred (rgb)") == 1
 
 
 def test_3d_is_refused(viewer, notifications):

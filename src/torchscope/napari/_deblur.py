@@ -16,7 +16,9 @@
     - ``"kernel (<input>)"``: the kernel estimated from the best region
       (:func:`torchscope.deblur.estimate_kernel`), drawn at the image's pixel size just right of
       the image;
-    - ``"deblurred (<input>)"``: :func:`torchscope.deblur.deconvolve` of the whole image.
+    - ``"deblurred (<input>)"``: :func:`torchscope.deblur.deconvolve` of the whole image (of
+      its three colour channels, each with the kernel, for an RGB layer, as
+      :func:`torchscope.deblur.deblur` does; the result is an RGB layer).
 
     Move a rectangle, or draw one, in the regions layer, select it and press "Re-estimate from
     selected rectangle": the kernel and the deblurred image are computed again from that box.
@@ -55,7 +57,8 @@ def _gray(layer):
     if layer.rgb:
         from skimage.color import rgb2gray
 
-        return rgb2gray(data[..., :3]), "image = skimage.color.rgb2gray(layer.data[..., :3])"
+        return rgb2gray(data[..., :3]), ("import skimage.color\n"
+                                         "image = skimage.color.rgb2gray(layer.data[..., :3])")
     if data.ndim != 2:
         raise ValueError(f"layer {layer.name!r} has {data.ndim} dimensions of shape {data.shape}; "
                          "the deblur dock takes a 2D grey or RGB image.")
@@ -79,8 +82,17 @@ def rectangle_to_box(vertices, shape):
 
 
 # --------------------------------------------------------------------------- jobs (worker thread)
-def _estimate_and_deconvolve(image, box, options, done):
-    """Yield progress while estimating the kernel on ``box`` and deconvolving; return both."""
+def _deconvolved(layer):
+    """What the deblurred layer deconvolves, and the line that names it: an RGB layer's colour
+    channels (:func:`torchscope.deblur.deconvolve` takes them one by one), else the image."""
+    if layer.rgb:
+        return np.asarray(layer.data)[..., :3], "layer.data[..., :3]"
+    return None, "image"
+
+
+def _estimate_and_deconvolve(image, box, options, done, target=None):
+    """Yield progress while estimating the kernel on ``box`` of ``image`` and deconvolving
+    ``target`` (default: ``image``); return both."""
     from torchscope import deblur
 
     row, col, height, width = box
@@ -90,8 +102,8 @@ def _estimate_and_deconvolve(image, box, options, done):
         yield done + round(_ESTIMATE_STEPS * last.progress), _TOTAL
     kernel = last.kernel.astype(np.float64)
     kernel /= kernel.sum()  # as estimate_kernel returns it
-    restored = deblur.deconvolve(image, kernel, method=options["deconvolution"],
-                                 device=options["device"])
+    restored = deblur.deconvolve(image if target is None else target, kernel,
+                                 method=options["deconvolution"], device=options["device"])
     yield _TOTAL, _TOTAL
     return kernel, restored
 
@@ -102,8 +114,9 @@ def _score_options(options):
     return {key: options[key] for key in keys}
 
 
-def full_job(image, options):
-    """Score regions, then estimate from the best one and deconvolve (a worker generator)."""
+def full_job(image, options, target=None):
+    """Score regions, then estimate from the best one and deconvolve ``target`` (default:
+    ``image``; a worker generator)."""
     from torchscope import deblur
 
     yield 0, _TOTAL
@@ -111,14 +124,16 @@ def full_job(image, options):
     yield _SCORE_STEPS, _TOTAL
     top = regions.top(options["top_k"], overlap=options["overlap"])
     box = tuple(int(v) for v in top.boxes[0])
-    kernel, restored = yield from _estimate_and_deconvolve(image, box, options, _SCORE_STEPS)
+    kernel, restored = yield from _estimate_and_deconvolve(image, box, options, _SCORE_STEPS,
+                                                           target)
     return {"regions": regions, "top": top, "box": box, "kernel": kernel, "image": restored}
 
 
-def region_job(image, box, options):
-    """Estimate from a given box and deconvolve (a worker generator)."""
+def region_job(image, box, options, target=None):
+    """Estimate from a given box and deconvolve ``target`` (a worker generator)."""
     yield 0, _TOTAL
-    kernel, restored = yield from _estimate_and_deconvolve(image, box, options, _SCORE_STEPS)
+    kernel, restored = yield from _estimate_and_deconvolve(image, box, options, _SCORE_STEPS,
+                                                           target)
     return {"box": box, "kernel": kernel, "image": restored}
 
 
@@ -219,7 +234,8 @@ class DeblurWidget(Container):
         except ValueError as error:
             show_error(f"Deblur: {error}")
             return None
-        return self.controls.start(full_job, image, options, description="Deblur",
+        return self.controls.start(full_job, image, options, _deconvolved(layer)[0],
+                                   description="Deblur",
                                    returned=lambda r: self._write(layer, image, line, options, r))
 
     def reestimate(self, *_):
@@ -243,7 +259,8 @@ class DeblurWidget(Container):
         except ValueError as error:
             show_error(f"Deblur: {error}")
             return None
-        return self.controls.start(region_job, image, box, options, description="Deblur",
+        return self.controls.start(region_job, image, box, options, _deconvolved(layer)[0],
+                                   description="Deblur",
                                    returned=lambda r: self._write(layer, image, line, options, r))
 
     # ----------------------------------------------------------------- writing layers (main thread)
@@ -290,17 +307,17 @@ class DeblurWidget(Container):
             "image")
         deconv = format_call(MODULE + ".deconvolve", (),
                              {"method": options["deconvolution"], "device": device},
-                             image="image, kernel")
+                             image=f"{_deconvolved(layer)[1]}, kernel")
         self._outputs["deblurred"] = add_or_update_layer(
             self._viewer, self._outputs.get("deblurred"), result["image"],
-            {"name": f"deblurred ({name})", "colormap": "gray", **geometry,
+            {"name": f"deblurred ({name})", **({"rgb": True} if layer.rgb else {"colormap": "gray"}),
+             **geometry,
              "metadata": record("deconvolve", estimated | {
                  "deconvolution": options["deconvolution"]}, kernel_call + [
                      f"deblurred = {deconv}"], box=result["box"])},
             "image")
         # ringing overshoots the input's range: show the result on the input's display range
-        self._outputs["deblurred"].contrast_limits = (0.0, 1.0) if layer.rgb else tuple(
-            layer.contrast_limits)
+        self._outputs["deblurred"].contrast_limits = tuple(layer.contrast_limits)
         self._raise_overlay()
         self.image.reset_choices()
 

@@ -312,10 +312,14 @@ def add_or_update_layer(viewer, layer, data, kwargs, layer_type):
     from napari.layers import Image, Labels
 
     layer_class = Labels if layer_type == "labels" else Image
-    if isinstance(layer, layer_class) and layer in viewer.layers and layer.ndim == np.ndim(data):
+    # an RGB layer's ndim leaves out its colour axis: compare the data's, and the rgb flag
+    fits = (isinstance(layer, layer_class) and layer in viewer.layers
+            and np.ndim(layer.data) == np.ndim(data)
+            and bool(getattr(layer, "rgb", False)) == bool(kwargs.get("rgb", False)))
+    if fits:
         layer.data = data
         for key, value in kwargs.items():
-            if key not in ("name", "colormap"):
+            if key not in ("name", "colormap", "rgb"):
                 setattr(layer, key, value)
         if layer_type == "image":
             layer.reset_contrast_limits()
