@@ -25,8 +25,9 @@ import platform
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
+from functools import partial
 
 import numpy as np
 
@@ -101,7 +102,7 @@ def _time(calls, repeat):
 
 def run(shapes, repeat, device, only=None, out=print):
     """Run every case on every shape; returns the table rows (and prints progress notes)."""
-    import torchscope.filters as filters
+    from torchscope import filters
 
     rng = np.random.default_rng(0)
     rows = []
@@ -117,7 +118,7 @@ def run(shapes, repeat, device, only=None, out=print):
         for shape in shapes:
             image = rng.random(shape, dtype=np.float32)
             (ours, peer), (a, b) = _time(
-                [lambda: case.ours(filters, image, device), lambda: case.peer(image)], repeat
+                [partial(case.ours, filters, image, device), partial(case.peer, image)], repeat
             )
             diff = float(np.max(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64))))
             rows.append((case.name, "x".join(map(str, shape)), ours * 1e3, peer * 1e3,

@@ -123,7 +123,7 @@ def test_lazy_table_resolves(module):
     for name in namespace.__all__:
         try:
             getattr(namespace, name)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - report every unresolvable name at once
             missing.append(f"{name}: {type(exc).__name__}: {exc}")
     assert not missing, "unresolvable public names:\n" + "\n".join(missing)
     with pytest.raises(AttributeError, match="no_such_name"):

@@ -66,13 +66,13 @@ def test_footprint_in_physical_units_is_the_ellipsoid(radius, ndim, spacing, pix
 @pytest.mark.parametrize(
     "kwargs, error, name",
     [
-        (dict(radius=-1, ndim=2), ValueError, "radius"),
-        (dict(radius=np.nan, ndim=2), ValueError, "radius"),
-        (dict(radius=(1, 2, 3), ndim=2), ValueError, "radius"),
-        (dict(radius="big", ndim=2), TypeError, "radius"),
-        (dict(radius=2, ndim=2, spacing=(0, 1)), ValueError, "spacing"),
-        (dict(radius=2, ndim=2, spacing=(1,)), ValueError, "spacing"),
-        (dict(radius=2, ndim=2, spacing="x"), TypeError, "spacing"),
+        ({"radius": -1, "ndim": 2}, ValueError, "radius"),
+        ({"radius": np.nan, "ndim": 2}, ValueError, "radius"),
+        ({"radius": (1, 2, 3), "ndim": 2}, ValueError, "radius"),
+        ({"radius": "big", "ndim": 2}, TypeError, "radius"),
+        ({"radius": 2, "ndim": 2, "spacing": (0, 1)}, ValueError, "spacing"),
+        ({"radius": 2, "ndim": 2, "spacing": (1,)}, ValueError, "spacing"),
+        ({"radius": 2, "ndim": 2, "spacing": "x"}, TypeError, "spacing"),
     ],
 )
 def test_footprint_rejects_bad_arguments(kwargs, error, name):

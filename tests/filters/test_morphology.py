@@ -133,12 +133,12 @@ def test_nan_is_an_error(name):
 @pytest.mark.parametrize(
     "kwargs, error, word",
     [
-        (dict(radius=-2), ValueError, "radius"),
-        (dict(radius=[1, 2, 3]), ValueError, "radius"),
-        (dict(radius="3"), TypeError, "radius"),
-        (dict(radius=1, spacing=(0, 1)), ValueError, "spacing"),
-        (dict(radius=1, spacing=(1,)), ValueError, "spacing"),
-        (dict(radius=1, mode="max"), ValueError, "mode"),
+        ({"radius": -2}, ValueError, "radius"),
+        ({"radius": [1, 2, 3]}, ValueError, "radius"),
+        ({"radius": "3"}, TypeError, "radius"),
+        ({"radius": 1, "spacing": (0, 1)}, ValueError, "spacing"),
+        ({"radius": 1, "spacing": (1,)}, ValueError, "spacing"),
+        ({"radius": 1, "mode": "max"}, ValueError, "mode"),
     ],
 )
 def test_bad_arguments_name_the_argument(name, kwargs, error, word):

@@ -197,16 +197,16 @@ def test_nan_is_an_error(name):
 @pytest.mark.parametrize(
     "kwargs, error, word",
     [
-        (dict(radius=-1), ValueError, "radius"),
-        (dict(radius=np.inf), ValueError, "radius"),
-        (dict(radius=(1, 2, 3)), ValueError, "radius"),
-        (dict(radius="2"), TypeError, "radius"),
-        (dict(radius=None), TypeError, "radius"),
-        (dict(radius=2, spacing=(1, 0)), ValueError, "spacing"),
-        (dict(radius=2, spacing=(1, -1)), ValueError, "spacing"),
-        (dict(radius=2, spacing=(1, 1, 1)), ValueError, "spacing"),
-        (dict(radius=2, spacing="1"), TypeError, "spacing"),
-        (dict(radius=2, mode="edge"), ValueError, "mode"),
+        ({"radius": -1}, ValueError, "radius"),
+        ({"radius": np.inf}, ValueError, "radius"),
+        ({"radius": (1, 2, 3)}, ValueError, "radius"),
+        ({"radius": "2"}, TypeError, "radius"),
+        ({"radius": None}, TypeError, "radius"),
+        ({"radius": 2, "spacing": (1, 0)}, ValueError, "spacing"),
+        ({"radius": 2, "spacing": (1, -1)}, ValueError, "spacing"),
+        ({"radius": 2, "spacing": (1, 1, 1)}, ValueError, "spacing"),
+        ({"radius": 2, "spacing": "1"}, TypeError, "spacing"),
+        ({"radius": 2, "mode": "edge"}, ValueError, "mode"),
     ],
 )
 def test_bad_arguments_name_the_argument(name, kwargs, error, word):

@@ -14,12 +14,27 @@ def compute_blocks(lazy, out=None):
     Parameters
     ----------
     lazy : dask.array.Array
+        The array to compute, of any shape and dtype.
     out : numpy.ndarray, optional
         Where to write the result (shape and dtype of ``lazy``); a new array by default.
 
     Returns
     -------
     numpy.ndarray
+        The filled ``out`` (or the new array), of the shape of ``lazy``: the generator's return
+        value, once every block is done.
+
+    Yields
+    ------
+    blocks_done, blocks_total : int
+        The number of blocks computed so far (1 to ``blocks_total``) and the number of blocks of
+        ``lazy`` in all.
+
+    Raises
+    ------
+    ValueError
+        If ``out`` does not have the shape of ``lazy`` (on the first ``next``, as for any
+        generator).
     """
     if out is None:
         out = np.empty(lazy.shape, dtype=lazy.dtype)

@@ -26,6 +26,35 @@ def check_int(name, value, low=None, high=None, *, odd=False, allow_none=False,
     """An integer option in ``[low, high]`` (either bound may be None: unbounded), as ``int``.
 
     ``odd`` also requires an odd value; ``allow_none`` lets None through unchanged.
+
+    Parameters
+    ----------
+    name : str
+        The argument's name, for the error messages.
+    value : object
+        What the caller passed: any integer (``int``, ``np.int64``...), never a bool.
+    low, high : int, optional
+        The smallest and largest accepted values, both included; None: no bound on that side.
+    odd : bool
+        Accept odd values only (a filter's window length, for instance).
+    allow_none : bool
+        Accept None as well, and return it unchanged.
+    type_error : type of Exception
+        What to raise for a value that is not an integer (default ``TypeError``).
+
+    Returns
+    -------
+    int or None
+        ``value`` as a plain ``int`` (None only with ``allow_none``).
+
+    Raises
+    ------
+    TypeError
+        If ``value`` is not an integer (a float, a string, a bool...), or ``type_error``
+        instead.
+    ValueError
+        If ``value`` is an integer outside ``[low, high]``, or even where ``odd`` asks for an
+        odd one.
     """
     if value is None and allow_none:
         return None
@@ -50,6 +79,35 @@ def check_real(name, value, low=None, high=None, *, low_open=False, high_open=Fa
     The ends are closed unless ``low_open`` / ``high_open``. A bound of None is an open infinite
     end, so the default accepts every finite number; ``high=math.inf`` (closed) also accepts
     ``inf``. NaN is never accepted. ``allow_none`` lets None through unchanged.
+
+    Parameters
+    ----------
+    name : str
+        The argument's name, for the error messages.
+    value : object
+        What the caller passed: any real number (``int``, ``float``, numpy scalars,
+        ``fractions.Fraction``...), never a bool.
+    low, high : float, optional
+        The ends of the accepted interval; None: unbounded on that side.
+    low_open, high_open : bool
+        Exclude ``low`` / ``high`` themselves (``low=0, low_open=True``: strictly positive).
+    allow_none : bool
+        Accept None as well, and return it unchanged.
+    type_error : type of Exception
+        What to raise for a value that is not a real number (default ``TypeError``).
+
+    Returns
+    -------
+    float or None
+        ``value`` as a plain ``float`` (None only with ``allow_none``).
+
+    Raises
+    ------
+    TypeError
+        If ``value`` is not a real number (a complex number, a string, a bool...), or
+        ``type_error`` instead.
+    ValueError
+        If ``value`` is NaN or outside the interval.
     """
     if value is None and allow_none:
         return None
@@ -68,15 +126,59 @@ def check_real(name, value, low=None, high=None, *, low_open=False, high_open=Fa
 
 
 def check_choice(name, value, choices):
-    """One of ``choices`` (compared with ``==``; arrays and other unhashable values are refused)."""
+    """One of ``choices`` (compared with ``==``; arrays and other unhashable values are refused).
+
+    Parameters
+    ----------
+    name : str
+        The argument's name, for the error message.
+    value : object
+        What the caller passed.
+    choices : collection
+        The accepted values (a tuple, a set, the keys of a dict...); the error message lists
+        them.
+
+    Returns
+    -------
+    object
+        ``value`` itself, unchanged.
+
+    Raises
+    ------
+    ValueError
+        If ``value`` is not one of ``choices``, or is unhashable (a list, an array).
+    """
     if not isinstance(value, Hashable) or value not in choices:
         raise ValueError(f"{name} must be one of {tuple(choices)}, got {value!r}")
     return value
 
 
 def check_rng(rng, name="rng"):
-    """A ``numpy.random.Generator`` from ``rng``: None (fresh entropy), an integer seed (or a
-    sequence of them), a SeedSequence, a BitGenerator or a Generator."""
+    """A ``numpy.random.Generator`` from a seed, a bit generator, a generator or None.
+
+    Parameters
+    ----------
+    rng : None, int, sequence of int, SeedSequence, BitGenerator or Generator
+        None: fresh entropy from the operating system; a non-negative integer seed (or a
+        sequence of them) or a SeedSequence: a reproducible stream; a BitGenerator: a
+        Generator around it; a Generator: returned as it is (its state is shared, not copied).
+    name : str
+        The argument's name, for the error messages.
+
+    Returns
+    -------
+    numpy.random.Generator
+        ``numpy.random.default_rng(rng)``.
+
+    Raises
+    ------
+    TypeError
+        If ``rng`` is a bool (True would otherwise seed like 1) or anything else that
+        ``numpy.random.default_rng`` refuses (a float, a string, a negative seed inside a
+        sequence...).
+    ValueError
+        If ``rng`` is a negative integer.
+    """
     import numpy as np
 
     if isinstance(rng, (bool, np.bool_)):  # True would seed like 1: never a number here

@@ -8,8 +8,29 @@ from torchscope.backend._device import get_device
 
 
 def as_array(value, name):
-    """``np.asarray(value)``, with an error naming ``name`` when ``value`` is a ragged nested
-    sequence (numpy's own message names no argument)."""
+    """``np.asarray(value)``, with an error that names the argument for a ragged sequence.
+
+    Numpy's own error for a ragged nested sequence (rows of different lengths) names no
+    argument; this one does.
+
+    Parameters
+    ----------
+    value : array_like
+        Anything ``np.asarray`` accepts.
+    name : str
+        The argument's name, for the error message.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``np.asarray(value)``: no copy when ``value`` is already an array.
+
+    Raises
+    ------
+    ValueError
+        If ``value`` is a ragged nested sequence (naming ``name``), or for any other value
+        that ``np.asarray`` refuses with a ``ValueError`` (numpy's own message).
+    """
     try:
         return np.asarray(value)
     except ValueError as exc:
@@ -20,8 +41,26 @@ def as_array(value, name):
 
 
 def is_double(dtype):
-    """Whether ``dtype`` is float64 or complex128, in either byte order (a big-endian ``>f8``,
-    from a file written elsewhere, is not ``== np.float64``)."""
+    """Whether ``dtype`` is float64 or complex128, in either byte order.
+
+    A big-endian ``>f8``, from a file written elsewhere, is not ``== np.float64``; it is double
+    here all the same.
+
+    Parameters
+    ----------
+    dtype : numpy dtype or anything ``np.dtype`` accepts
+        The dtype to test (``">f8"``, ``np.complex128``, an array's ``.dtype``...).
+
+    Returns
+    -------
+    bool
+        True for 8-byte floats and 16-byte complex numbers, False for every other dtype.
+
+    Raises
+    ------
+    TypeError
+        If ``dtype`` is not something ``np.dtype`` understands.
+    """
     d = np.dtype(dtype)
     return (d.kind == "f" and d.itemsize == 8) or (d.kind == "c" and d.itemsize == 16)
 
@@ -35,11 +74,22 @@ def compute_dtype(dtype, device=None):
     Parameters
     ----------
     dtype : numpy dtype or anything ``np.dtype`` accepts
+        The dtype of the input.
     device : None, str or torch.device
+        Where the computation runs; see :func:`torchscope.backend.get_device`.
 
     Returns
     -------
     torch.dtype
+        ``torch.float64`` or ``torch.float32``.
+
+    Raises
+    ------
+    TypeError
+        If ``dtype`` is not something ``np.dtype`` understands, or ``device`` is neither None, a
+        string nor a ``torch.device``.
+    DeviceError
+        If ``device`` is unknown or not available (a subclass of ``ValueError``).
     """
     import torch
 
@@ -69,6 +119,19 @@ def to_tensor(array, *, device=None, dtype=None):
     Returns
     -------
     torch.Tensor
+        Of the array's shape, on ``device``, in ``dtype`` or the array's own dtype (as above).
+        A tensor input is moved and converted as ``Tensor.to`` does.
+
+    Raises
+    ------
+    TypeError
+        If the array's dtype is not bool, integer, float, complex64 or complex128 (strings,
+        objects, datetimes, complex256), or ``device`` is neither None, a string nor a
+        ``torch.device``.
+    ValueError
+        If a uint64 array holds values above ``2**63 - 1``, which no torch integer type holds.
+    DeviceError
+        If ``device`` is unknown or not available (a subclass of ``ValueError``).
     """
     import torch
 
@@ -117,6 +180,8 @@ def to_numpy(tensor, dtype=None, *, copy=False):
     Parameters
     ----------
     tensor : torch.Tensor
+        On any device, of any shape and dtype numpy can hold (bool, integer, float, complex;
+        bfloat16 too). A tensor that requires grad is detached.
     dtype : numpy dtype, optional
         Cast to this dtype on the host.
     copy : bool
@@ -126,6 +191,13 @@ def to_numpy(tensor, dtype=None, *, copy=False):
     Returns
     -------
     numpy.ndarray
+        Of the tensor's shape, in ``dtype`` if given, else in the tensor's dtype (bfloat16 as
+        float32).
+
+    Raises
+    ------
+    TypeError
+        If ``dtype`` is not something ``np.dtype`` understands.
     """
     import torch
 

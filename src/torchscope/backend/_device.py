@@ -47,11 +47,16 @@ def get_device(device=None):
     Returns
     -------
     torch.device
+        With its index for CUDA (``cuda:0``, not ``cuda``).
 
     Raises
     ------
     DeviceError
-        If the name is not a device kind torch knows here, or that device is not available.
+        If the name is not a device kind torch knows here, or that device is not available
+        (also for a bad ``TORCHSCOPE_DEVICE``, naming the variable). A subclass of
+        ``ValueError``.
+    TypeError
+        If ``device`` is neither None, a string nor a ``torch.device``.
     """
     import torch
 
@@ -108,7 +113,26 @@ def get_device(device=None):
 
 
 def device_name(device):
-    """A short, stable string for a device (for metadata and messages): ``"cpu"``, ``"cuda:0"``."""
+    """A short, stable string for a device (for metadata and messages): ``"cpu"``, ``"cuda:0"``.
+
+    Parameters
+    ----------
+    device : None, str or torch.device
+        Any request :func:`get_device` accepts; None or ``"auto"`` names the device it picks.
+
+    Returns
+    -------
+    str
+        ``"cpu"``, ``"mps"``, or ``"cuda:<index>"`` (always with the index, also for
+        ``"cuda"``).
+
+    Raises
+    ------
+    DeviceError
+        If the device is unknown or not available (a subclass of ``ValueError``).
+    TypeError
+        If ``device`` is neither None, a string nor a ``torch.device``.
+    """
     dev = get_device(device)
     if dev.type == "cuda":
         return f"cuda:{dev.index}"

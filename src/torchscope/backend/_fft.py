@@ -38,9 +38,12 @@ def shift_ramps(shifts, shape, *, dtype=None):
 
     Returns
     -------
-    ry, rx : torch.Tensor, (..., ny) and (..., nx) complex
-        ``exp(-2 pi i f s)`` per axis, in unshifted FFT order; the 2-D ramp is
-        ``ry[..., :, None] * rx[..., None, :]``.
+    ry : torch.Tensor, (..., ny) complex
+        ``exp(-2 pi i f dy)`` along y, ``f`` in cycles per pixel in unshifted FFT order
+        (``fftfreq(ny)``).
+    rx : torch.Tensor, (..., nx) complex
+        The same along x. The 2-D ramp is ``ry[..., :, None] * rx[..., None, :]``; both are on
+        the device of ``shifts``.
     """
     import torch
 
@@ -88,7 +91,18 @@ _CONVOLVE_MODES = ("full", "same", "valid", "wrap", "reflect", "nearest")
 
 
 def fft_size(n):
-    """The smallest integer >= ``n`` with no prime factor above 5 (a fast FFT length)."""
+    """The smallest integer >= ``n`` with no prime factor above 5 (a fast FFT length).
+
+    Parameters
+    ----------
+    n : int
+        The length needed, in samples; anything below 1 counts as 1.
+
+    Returns
+    -------
+    int
+        A 5-smooth length ``2**a * 3**b * 5**c`` >= ``max(n, 1)``: ``fft_size(97) == 100``.
+    """
     n = max(int(n), 1)
     while True:
         m = n
@@ -114,6 +128,12 @@ def psf2otf(kernel, shape):
     -------
     torch.Tensor, (..., ny, nx // 2 + 1) complex
         Multiplying an image's ``rfft2`` by it convolves the image circularly with the kernel.
+        complex64 for a float32 kernel, complex128 for a float64 one.
+
+    Raises
+    ------
+    ValueError
+        If the kernel is larger than the grid along either axis.
     """
     import torch
 
@@ -128,7 +148,23 @@ def psf2otf(kernel, shape):
 
 
 def otf2psf(otf, shape, kernel_shape):
-    """Inverse of :func:`psf2otf`: the ``kernel_shape`` window of a spectrum on grid ``shape``."""
+    """Inverse of :func:`psf2otf`: the ``kernel_shape`` window of a spectrum on grid ``shape``.
+
+    Parameters
+    ----------
+    otf : torch.Tensor, (..., ny, nx // 2 + 1) complex
+        A transfer function as :func:`psf2otf` returns it (half spectrum, ``rfft2`` layout).
+    shape : (int, int)
+        The periodic image grid (ny, nx) the transfer function belongs to.
+    kernel_shape : (int, int)
+        The kernel's (kh, kw), at most ``shape``.
+
+    Returns
+    -------
+    torch.Tensor, (..., kh, kw) real
+        The kernel, centre at ``(kh // 2, kw // 2)``; what lies outside the window on the grid
+        is dropped. float32 for a complex64 ``otf``, float64 for a complex128 one.
+    """
     import torch
 
     kh, kw = kernel_shape
@@ -143,8 +179,10 @@ def fft_convolve(image, kernel, *, mode="same"):
     Parameters
     ----------
     image : torch.Tensor, (..., ny, nx) real
+        The images, float32 or float64.
     kernel : torch.Tensor, (..., kh, kw) real
         Broadcast against ``image`` over the leading axes; centre at ``(kh // 2, kw // 2)``.
+        Converted to the dtype of ``image``.
     mode : {"full", "same", "valid", "wrap", "reflect", "nearest"}
         ``"full"``, ``"same"`` and ``"valid"`` as :func:`scipy.signal.fftconvolve` (zeros outside
         the image; ``"same"`` is centred on the kernel's centre pixel, which for even kernel
@@ -155,8 +193,16 @@ def fft_convolve(image, kernel, *, mode="same"):
 
     Returns
     -------
-    torch.Tensor
-        Same dtype as ``image``.
+    torch.Tensor, (..., my, mx) real
+        Same dtype as ``image``; the leading axes are those of ``image`` and ``kernel``
+        broadcast together. ``(my, mx)`` is ``(ny + kh - 1, nx + kw - 1)`` for ``"full"``,
+        ``(ny - kh + 1, nx - kw + 1)`` for ``"valid"`` and ``(ny, nx)`` for every other mode.
+
+    Raises
+    ------
+    ValueError
+        If ``mode`` is not one of the above, or with ``"wrap"``, if the kernel is larger than
+        the image.
     """
     import torch
     import torch.nn.functional as F
@@ -207,13 +253,19 @@ def pad_periodic(image, shape):
     Parameters
     ----------
     image : torch.Tensor, (..., ny, nx) real
+        The images, float32 or float64.
     shape : (int, int)
         Target (py, px), at least (ny, nx).
 
     Returns
     -------
     torch.Tensor, (..., py, px)
-        ``result[..., :ny, :nx]`` equals ``image``.
+        Same dtype and device as ``image``; ``result[..., :ny, :nx]`` equals ``image``.
+
+    Raises
+    ------
+    ValueError
+        If ``shape`` is smaller than the image along either axis.
     """
     import torch
 

@@ -15,9 +15,21 @@ def lazy_namespace(package, table):
 
     Returns
     -------
-    tuple
-        ``(__getattr__, __dir__, __all__)`` to assign at the package's top level (PEP 562), so
-        that importing the package imports none of its submodules (nor torch).
+    __getattr__ : callable
+        ``__getattr__(name)``: imports ``table[name]``'s submodule, caches the value in the
+        package's namespace and returns it; an ``AttributeError`` for a name not in ``table``.
+    __dir__ : callable
+        ``__dir__()``: the package's own names and the public ones, sorted.
+    __all__ : list of str
+        The public names (the keys of ``table``), sorted.
+
+    Notes
+    -----
+    Assign the three at the package's top level (PEP 562)::
+
+        __getattr__, __dir__, __all__ = lazy_namespace(__name__, _SUBMODULES)
+
+    so that importing the package imports none of its submodules (nor torch).
     """
     names = sorted(table)
 

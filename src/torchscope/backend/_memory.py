@@ -24,6 +24,11 @@ def set_oom_policy(policy):
         ``"raise"``: raise :class:`DeviceMemoryError` with a clear message (the default).
         ``"cpu"``: warn and run the same computation again on the CPU.
         ``None``: back to the default, or to the environment variable ``TORCHSCOPE_OOM``.
+
+    Raises
+    ------
+    ValueError
+        If ``policy`` is none of these.
     """
     global _policy
     if policy is not None and policy not in _POLICIES:
@@ -32,7 +37,19 @@ def set_oom_policy(policy):
 
 
 def get_oom_policy():
-    """The policy in force: the one set by :func:`set_oom_policy`, else ``TORCHSCOPE_OOM``."""
+    """The policy in force: the one set by :func:`set_oom_policy`, else ``TORCHSCOPE_OOM``.
+
+    Returns
+    -------
+    {"raise", "cpu"}
+        ``"raise"`` when neither was set (an empty ``TORCHSCOPE_OOM`` counts as unset).
+
+    Raises
+    ------
+    ValueError
+        If no policy was set and ``TORCHSCOPE_OOM`` holds anything other than ``raise`` or
+        ``cpu`` (in any case, surrounding spaces ignored).
+    """
     if _policy is not None:
         return _policy
     env = os.environ.get(ENV_VAR, "raise").strip().lower() or "raise"
@@ -56,6 +73,21 @@ def on_device(func):
     The wrapped function receives a ``torch.device`` as ``device``. If it runs out of memory on
     a GPU, it raises :class:`DeviceMemoryError` naming the function, the device and the ways
     out, or, with the policy ``"cpu"``, warns and runs once more on the CPU.
+
+    Parameters
+    ----------
+    func : callable
+        A function with a keyword argument ``device``.
+
+    Returns
+    -------
+    callable
+        The wrapper, with ``func``'s name and docstring and ``device=None`` keyword-only.
+        Besides what ``func`` raises, calling it raises :class:`DeviceMemoryError` (a
+        ``MemoryError``) when ``func`` runs out of GPU memory under the policy ``"raise"``
+        (under ``"cpu"`` it warns with a ``ResourceWarning`` and retries), and the
+        ``DeviceError`` (a ``ValueError``) or ``TypeError`` of :func:`get_device` for a bad
+        ``device``.
     """
 
     @functools.wraps(func)

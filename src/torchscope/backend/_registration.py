@@ -184,7 +184,13 @@ def register_spectra(ref_f, mov_f, *, upsample=100, normalization="phase", coars
     -------
     torch.Tensor, (B, 2) real
         (dy, dx) in pixels: translating the moving image by this amount registers it onto the
-        reference (scikit-image's convention).
+        reference (scikit-image's convention). On the spectra's device; float32 for complex64
+        spectra, float64 for complex128 ones.
+
+    Raises
+    ------
+    ValueError
+        If ``start`` is a string other than ``"zero"``.
     """
     return register_cross_power(ref_f * mov_f.conj(), upsample=upsample,
                                 normalization=normalization, coarse_upsample=coarse_upsample,
@@ -193,9 +199,42 @@ def register_spectra(ref_f, mov_f, *, upsample=100, normalization="phase", coars
 
 def register_cross_power(product, *, upsample=100, normalization="phase", coarse_upsample=None,
                          start=None, interpolate=False):
-    """:func:`register_spectra` given the cross-power spectra ``ref_f * conj(mov_f)``
-    (B, ny, nx) themselves, for callers that form them in a buffer of their own (the spectra
-    are only read)."""
+    """:func:`register_spectra` given the cross-power spectra ``ref_f * conj(mov_f)`` themselves.
+
+    For callers that form the cross-power spectra in a buffer of their own (a ptychography
+    engine, for instance): ``product`` is only read, never written. No host synchronisation
+    happens here.
+
+    Parameters
+    ----------
+    product : torch.Tensor, (B, ny, nx) complex
+        ``fft2(reference) * conj(fft2(moving))`` for each of the B pairs (unshifted,
+        unnormalised spectra).
+    upsample : int
+        Precision is ``1 / upsample`` pixel; 1: whole pixels only.
+    normalization : {"phase", None}
+        ``"phase"``: divide ``product`` by its magnitude first (phase correlation); ``None``:
+        plain cross-correlation.
+    coarse_upsample : int, optional
+        Upsample in two stages, first by this factor (see :func:`register_spectra`).
+    start : torch.Tensor (B, 2) or "zero", optional
+        Whole-pixel shifts to search around instead of the cross-correlation's whole-pixel
+        peak (see :func:`register_spectra`); ``"zero"``: around zero for every pair.
+    interpolate : bool
+        Refine the final peak by parabolic interpolation (see :func:`register_spectra`).
+
+    Returns
+    -------
+    torch.Tensor, (B, 2) real
+        (dy, dx) in pixels, as :func:`register_spectra` returns them: on ``product``'s device,
+        float32 for complex64 input, float64 for complex128. Along an axis of length 1 the
+        shift is 0.
+
+    Raises
+    ------
+    ValueError
+        If ``start`` is a string other than ``"zero"``.
+    """
     import torch
 
     if normalization == "phase":
@@ -267,8 +306,13 @@ def register_subpixel(reference, moving, *, upsample=100, normalization="phase",
     Raises
     ------
     ValueError
-        If the image shapes differ, ``upsample`` is not a positive integer, ``normalization`` or
-        ``space`` is unknown, or the images hold NaN or infinite values.
+        If the image shapes differ, an input is not (..., ny, nx) images or the leading axes do
+        not broadcast, ``upsample`` is not a positive integer, ``normalization`` or ``space`` is
+        unknown, or the images hold NaN or infinite values. Also ``DeviceError`` (a
+        ``ValueError``) for an unknown or unavailable ``device``.
+    TypeError
+        If an input's dtype is not numeric (bool, integer, float or complex), or ``device`` is
+        neither None, a string nor a ``torch.device``.
     """
     import torch
 
