@@ -24,6 +24,8 @@ from torchscope.ghost._mwcnn import WEIGHTS_DIR, dwt, iwt, refine, shipped_confi
 from torchscope.ghost._training import (
     HELD_OUT_LETTERS,
     LETTERS,
+    _dead_leaves,
+    _shapes,
     held_out_images,
     synthetic_objects,
 )
@@ -249,6 +251,17 @@ def _train(p, steps, seed=0, **kw):
             progress.append(next(gen))
         except StopIteration as stop:
             return progress, stop.value
+
+
+@pytest.mark.parametrize("maker", [_dead_leaves, _shapes])
+def test_training_shapes_drawn_in_their_windows_are_those_of_the_whole_grid(maker):
+    # dead-leaves discs and binary shapes are computed only in a square around each one;
+    # evaluated on the whole grid instead, the same random draws give the same objects
+    for n in (16, 64):
+        for seed in range(60):
+            fast = maker(np.random.default_rng(seed), n)
+            whole = maker(np.random.default_rng(seed), n, clip=False)
+            np.testing.assert_array_equal(fast, whole)
 
 
 def test_tiny_training_lowers_the_error_and_is_seeded():

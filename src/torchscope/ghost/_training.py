@@ -111,7 +111,18 @@ def _grid(m):
     return np.meshgrid(c, c, indexing="ij")
 
 
-def _dead_leaves(gen, n, ss=2):
+def _window(centre, radius, m, clip=True):
+    """Index range of the pixels of an ``m``-pixel axis (centres at ``(i + 0.5) / m``) within
+    ``radius`` of ``centre``, with a pixel to spare: ``slice`` (possibly empty). ``clip=False``:
+    the whole axis (what the window stands in for)."""
+    if not clip:
+        return slice(0, m)
+    lo = max(math.floor((centre - radius) * m - 0.5) - 1, 0)
+    hi = min(math.ceil((centre + radius) * m - 0.5) + 2, m)
+    return slice(lo, max(lo, hi))
+
+
+def _dead_leaves(gen, n, ss=2, clip=True):
     m = n * ss
     yy, xx = _grid(m)
     img = np.full((m, m), gen.random())
@@ -119,7 +130,9 @@ def _dead_leaves(gen, n, ss=2):
     for _ in range(int(gen.integers(40, 200))):
         r = rmin / (1 - gen.random() * (1 - (rmin / rmax) ** 2)) ** 0.5  # ~ 1/r^3 sizes
         cy, cx = gen.uniform(-0.1, 1.1, 2)
-        img[(yy - cy) ** 2 + (xx - cx) ** 2 < r * r] = gen.random()
+        # each disc is drawn only in its bounding square (most are small): the same pixels
+        win = (_window(cy, r, m, clip), _window(cx, r, m, clip))
+        img[win][(yy[win] - cy) ** 2 + (xx[win] - cx) ** 2 < r * r] = gen.random()
     return img.reshape(n, ss, n, ss).mean((1, 3))
 
 
@@ -133,40 +146,59 @@ def _power_law(gen, n):
     return (img - img.min()) / max(np.ptp(img), 1e-12)
 
 
-def _shape_mask(gen, yy, xx):
-    """One random binary shape on the supersampled grid ``yy, xx`` (in [0, 1])."""
+def _shape_mask(gen, yy, xx, clip=True):
+    """One random binary shape on the supersampled grid ``yy, xx`` (in [0, 1]): the mask
+    inside the window that holds it, and that window (a pair of slices)."""
     kind = gen.integers(5)
     cy, cx = gen.uniform(0.15, 0.85, 2)
     th = gen.uniform(0, np.pi)
-    u = (yy - cy) * np.cos(th) + (xx - cx) * np.sin(th)
-    v = -(yy - cy) * np.sin(th) + (xx - cx) * np.cos(th)
     a, b = gen.uniform(0.04, 0.35, 2)
+    # the shape's parameters, then the largest distance from (cy, cx) it reaches: it is
+    # computed only in the square around it (the same pixels as on the whole grid)
     if kind == 0:  # ellipse
-        return (u / a) ** 2 + (v / b) ** 2 < 1
-    if kind == 1:  # rectangle / bar
-        return (np.abs(u) < a) & (np.abs(v) < b * gen.uniform(0.1, 1))
-    if kind == 2:  # ring
-        r = np.hypot(u, v)
-        return (r < a) & (r > a * gen.uniform(0.3, 0.85))
-    if kind == 3:  # star-shaped polygon in polar form (teeth, lobes)
+        reach = max(a, b)
+    elif kind == 1:  # rectangle / bar
+        width = b * gen.uniform(0.1, 1)
+        reach = math.hypot(a, width)
+    elif kind == 2:  # ring
+        inner = a * gen.uniform(0.3, 0.85)
+        reach = a
+    elif kind == 3:  # star-shaped polygon in polar form (teeth, lobes)
         lobes = int(gen.integers(3, 12))
+        teeth = gen.uniform(0.1, 0.5)
+        on = gen.choice([0, 1])
+        wave = gen.uniform(0, 0.3)
+        reach = a * (1 + teeth * on + wave)
+    else:  # two blocks with a narrow gap
+        gap = gen.uniform(0.01, 0.06)
+        reach = math.hypot(a + gap, b)
+    m = yy.shape[0]
+    win = (_window(cy, reach, m, clip), _window(cx, reach, m, clip))
+    y, x = yy[win], xx[win]
+    u = (y - cy) * np.cos(th) + (x - cx) * np.sin(th)
+    v = -(y - cy) * np.sin(th) + (x - cx) * np.cos(th)
+    if kind == 0:
+        return (u / a) ** 2 + (v / b) ** 2 < 1, win
+    if kind == 1:
+        return (np.abs(u) < a) & (np.abs(v) < width), win
+    if kind == 2:
+        r = np.hypot(u, v)
+        return (r < a) & (r > inner), win
+    if kind == 3:
         r = np.hypot(u, v)
         phi = np.arctan2(v, u)
-        edge = a * (1 + gen.uniform(0.1, 0.5) * np.sign(np.sin(lobes * phi)) * gen.choice([0, 1])
-                    + gen.uniform(0, 0.3) * np.cos(lobes * phi))
-        return r < edge
-    # two blocks with a narrow gap
-    gap = gen.uniform(0.01, 0.06)
-    return (np.abs(v) < b) & (np.abs(u) < a + gap) & (np.abs(u) > gap / 2)
+        edge = a * (1 + teeth * np.sign(np.sin(lobes * phi)) * on + wave * np.cos(lobes * phi))
+        return r < edge, win
+    return (np.abs(v) < b) & (np.abs(u) < a + gap) & (np.abs(u) > gap / 2), win
 
 
-def _shapes(gen, n, ss=4):
+def _shapes(gen, n, ss=4, clip=True):
     m = n * ss
     yy, xx = _grid(m)
     obj = np.zeros((m, m), dtype=bool)
     for _ in range(int(gen.integers(1, 6))):
-        s = _shape_mask(gen, yy, xx)
-        obj = obj ^ s if gen.random() < 0.2 else obj | s
+        s, win = _shape_mask(gen, yy, xx, clip)
+        obj[win] = obj[win] ^ s if gen.random() < 0.2 else obj[win] | s
     return obj.reshape(n, ss, n, ss).mean((1, 3))
 
 
