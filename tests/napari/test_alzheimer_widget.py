@@ -262,6 +262,23 @@ def test_stop_ends_training_early(viewer, qtbot):
     assert widget.save_button.enabled  # the best weights so far can be saved
 
 
+def test_closing_the_viewer_while_training_is_quiet(viewer, qtbot):
+    # epochs reported after the dock's Qt widgets are gone must not touch them (pytest-qt
+    # fails the test on an exception raised in a slot)
+    from qtpy.QtCore import QThreadPool
+    from qtpy.QtWidgets import QApplication
+
+    widget = TrainWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    tiny_training(widget, epochs=(10_000, 10_000, 10_000))
+    widget.run()
+    qtbot.waitUntil(lambda: "epoch" in widget.status.value, timeout=60_000)
+    viewer.close()
+    assert QThreadPool.globalInstance().waitForDone(120_000)
+    for _ in range(50):
+        QApplication.processEvents()
+
+
 def test_a_failed_training_says_so_in_the_status_line(viewer, qtbot, notifications):
     """The status went on saying "training…" after the failure's notification had gone."""
     widget = TrainWidget(viewer)

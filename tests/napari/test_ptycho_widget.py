@@ -283,6 +283,29 @@ def test_finish_choice_of_a_two_mode_run_is_replayed(viewer, widget, data, wait_
                                atol=1e-5)
 
 
+@pytest.mark.parametrize("paused", [False, True])
+def test_closing_the_viewer_mid_run_is_quiet(viewer, widget, data, qtbot, paused):
+    # snapshots queued before the worker stopped arrive after the dock's Qt widgets are gone:
+    # they must neither touch the dock nor add layers to the closed viewer (pytest-qt fails
+    # the test on an exception raised in a slot)
+    from qtpy.QtCore import QThreadPool
+    from qtpy.QtWidgets import QApplication
+
+    _add_dataset(viewer, widget, data)
+    _set(widget, iterations=100_000, every=1, device="cpu")
+    widget.run()
+    qtbot.waitUntil(lambda: widget.last_snapshot is not None, timeout=30_000)
+    if paused:
+        widget.pause()
+    layers = len(viewer.layers)
+    viewer.close()
+    assert QThreadPool.globalInstance().waitForDone(60_000)
+    for _ in range(50):
+        QApplication.processEvents()
+    assert widget.worker is None
+    assert len(viewer.layers) <= layers
+
+
 def test_pause_stop_then_continue_from_the_last_snapshot(
     viewer, widget, data, qtbot, wait_until_done
 ):

@@ -43,6 +43,7 @@ from torchscope.napari._workers import (
     RunControls,
     add_or_update_layer,
     call_record,
+    dock_closed,
     follow_layer_list,
     format_call,
     spatial_properties,
@@ -603,7 +604,7 @@ class _TrainControls(RunControls):
     def _on_yielded(self, item):
         done, total, snapshot = item
         super()._on_yielded((done, total))
-        if snapshot is not None:
+        if snapshot is not None and not dock_closed(self):
             self._on_snapshot(snapshot)
 
 

@@ -47,7 +47,13 @@ from magicgui.widgets import (
 from napari.layers import Image, Layer
 from napari.utils.notifications import show_error, show_info
 
-from torchscope.napari._workers import Failed, call_record, follow_layer_list, guarded_worker
+from torchscope.napari._workers import (
+    Failed,
+    call_record,
+    dock_closed,
+    follow_layer_list,
+    guarded_worker,
+)
 
 MODULE = "torchscope.ptycho"
 #: Metadata keys of the layers that carry ptychography objects.
@@ -880,6 +886,8 @@ class PtychoWidget(Container):
         if isinstance(value, Failed):
             show_error(f"Virtual experiment failed: {value.error}")
             return
+        if dock_closed(self):  # the viewer was closed meanwhile
+            return
         data = value
         data.metadata.setdefault("simulation", {k: v for k, v in kwargs.items() if k != "geometry"})
         label = "+".join(n for n in names if n) or "object"
@@ -1014,6 +1022,8 @@ class PtychoWidget(Container):
 
     def _show(self, data_layer, payload):
         """Main thread: a snapshot arrived; update the layers, the plot and the progress."""
+        if dock_closed(self):  # a snapshot queued before the viewer was closed
+            return
         snapshot, history = payload
         self.last_snapshot = snapshot
         merged = self.history + history  # earlier runs (Run, then Continue) and this one
@@ -1070,6 +1080,8 @@ class PtychoWidget(Container):
 
     def _finished(self):
         self.worker = None
+        if dock_closed(self):
+            return
         self.run_button.enabled = self.simulate_button.enabled = True
         self.pause_button.enabled = self.stop_button.enabled = False
         self.pause_button.text = "Pause"

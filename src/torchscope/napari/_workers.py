@@ -223,6 +223,19 @@ class RunControls(Container):
             self.stop_button.enabled = False
 
 
+def dock_closed(widget):
+    """Whether a dock's Qt widgets are gone (the viewer was closed while its job ran): a
+    stopped worker still delivers the signals queued before it stopped, and those must
+    neither touch the dock nor add layers to the closed viewer."""
+    try:
+        widget.native.objectName()
+    except RuntimeError as error:
+        if "has been deleted" not in str(error):
+            raise
+        return True
+    return False
+
+
 @contextlib.contextmanager
 def _unless_closed():
     """Skip a dock update whose Qt widgets are gone: the viewer was closed while a job ran
