@@ -112,8 +112,11 @@ def test_cnn_without_weights_names_the_file_and_the_script(monkeypatch, tmp_path
 
 def test_errors(rng):
     image = rng.random((100, 120))
-    with pytest.raises(ValueError, match="size=228"):
+    with pytest.raises(ValueError, match="size=228.*at most 100 pixels"):
         score_regions(image, scorer="variance")
+    # an image smaller than the smallest region: no advice to use a size below 8
+    with pytest.raises(ValueError, match="too small to score"):
+        score_regions(image[:3, :3], size=8, scorer="variance")
     with pytest.raises(ValueError, match="scorer"):
         score_regions(image, size=50, scorer="gabor")
     with pytest.raises(ValueError, match="stride"):

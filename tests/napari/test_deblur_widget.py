@@ -270,12 +270,28 @@ def test_rgb_is_scored_on_luminance_and_deblurred_in_colour(viewer, widget, blur
     assert [layer.name for layer in viewer.layers].count("deblurred (rgb)") == 1
 
 
-def test_3d_is_refused(viewer, notifications):
+@pytest.mark.parametrize("shape, rgb", [((4, 40, 40), False), ((4, 40, 40, 3), True)])
+def test_stacks_are_refused_before_a_job_starts(viewer, notifications, shape, rgb):
     widget = DeblurWidget(viewer)
-    viewer.add_image(np.zeros((4, 40, 40), np.float32), name="stack")
+    viewer.add_image(np.zeros(shape, np.float32), name="stack", rgb=rgb)
     widget.image.value = viewer.layers["stack"]
+    assert widget.run() is None and widget.worker is None
+    assert any("2D grey or RGB" in str(n.message) and str(shape) in str(n.message)
+               for n in notifications())
+
+
+def test_reestimate_waits_for_the_running_job(viewer, widget, notifications, wait_until_done):
+    widget.run()
+    wait_until_done(widget, timeout=120_000)
+    viewer.layers["regions (blurred)"].selected_data = {0}
+    assert widget.reestimate_button.enabled
+    worker = widget.run()
+    assert worker is not None and not widget.reestimate_button.enabled
+    assert widget.reestimate() is None  # refused with a notification, not a traceback
     assert widget.run() is None
-    assert any("2D grey or RGB" in str(n.message) for n in notifications())
+    assert sum("a job is running" in str(n.message) for n in notifications()) == 2
+    wait_until_done(widget, timeout=120_000)
+    assert widget.reestimate_button.enabled
 
 
 def test_dock_and_samples_open_through_napari(viewer):

@@ -234,8 +234,9 @@ def score_regions(image, *, size=228, stride=20, scorer="cnn", weights=None, rng
         raise ValueError(f"rng is an option of scorer='random', not of scorer={scorer!r}.")
     shape = img.shape[:2]
     if size > min(shape):
-        raise ValueError(f"size={size} does not fit into the image of shape {shape}; "
-                         f"use a size of at most {min(shape)} pixels.")
+        advice = (f"use a size of at most {min(shape)} pixels" if min(shape) >= 8 else
+                  "regions have at least 8 pixels a side, so the image is too small to score")
+        raise ValueError(f"size={size} does not fit into the image of shape {shape}; {advice}.")
     gray = to_gray(working_range(img)[0])
     boxes = grid_boxes(shape, size, stride)
     if scorer == "variance":

@@ -38,6 +38,7 @@ from torchscope.napari._workers import (
     RunControls,
     add_or_update_layer,
     call_record,
+    dock_closed,
     format_call,
     spatial_properties,
 )
@@ -54,14 +55,15 @@ _TOTAL = _SCORE_STEPS + _ESTIMATE_STEPS + _DECONVOLVE_STEPS
 def _gray(layer):
     """The layer's data as a 2D array and the line that makes it; ValueError when not 2D."""
     data = np.asarray(layer.data)
+    if data.ndim != (3 if layer.rgb else 2):
+        kind = "RGB " if layer.rgb else ""
+        raise ValueError(f"{kind}layer {layer.name!r} has {data.ndim} dimensions of shape "
+                         f"{data.shape}; the deblur dock takes a 2D grey or RGB image.")
     if layer.rgb:
         from skimage.color import rgb2gray
 
         return rgb2gray(data[..., :3]), ("import skimage.color\n"
                                          "image = skimage.color.rgb2gray(layer.data[..., :3])")
-    if data.ndim != 2:
-        raise ValueError(f"layer {layer.name!r} has {data.ndim} dimensions of shape {data.shape}; "
-                         "the deblur dock takes a 2D grey or RGB image.")
     return data, "image = layer.data"
 
 
@@ -229,20 +231,23 @@ class DeblurWidget(Container):
         try:
             if layer is None:
                 raise ValueError("choose an image layer first.")
+            if self.controls.running:
+                raise ValueError("a job is running; wait for it or stop it first.")
             image, line = _gray(layer)
             options = self._options()
         except ValueError as error:
             show_error(f"Deblur: {error}")
             return None
-        return self.controls.start(full_job, image, options, _deconvolved(layer)[0],
-                                   description="Deblur",
-                                   returned=lambda r: self._write(layer, image, line, options, r))
+        return self._start(full_job, image, options, _deconvolved(layer)[0],
+                           returned=lambda r: self._write(layer, image, line, options, r))
 
     def reestimate(self, *_):
         """Estimate from the selected rectangle of the regions layer and deconvolve again."""
         shapes = self._outputs.get("regions")
         layer = self._source
         try:
+            if self.controls.running:
+                raise ValueError("a job is running; wait for it or stop it first.")
             if shapes is None or shapes not in self._viewer.layers or layer is None:
                 raise ValueError("run first: there is no regions layer to take a rectangle from.")
             selected = sorted(shapes.selected_data)
@@ -259,9 +264,20 @@ class DeblurWidget(Container):
         except ValueError as error:
             show_error(f"Deblur: {error}")
             return None
-        return self.controls.start(region_job, image, box, options, _deconvolved(layer)[0],
-                                   description="Deblur",
-                                   returned=lambda r: self._write(layer, image, line, options, r))
+        return self._start(region_job, image, box, options, _deconvolved(layer)[0],
+                           returned=lambda r: self._write(layer, image, line, options, r))
+
+    def _start(self, job, *args, returned):
+        """Start ``job`` in the controls' worker; Re-estimate waits while it runs."""
+        worker = self.controls.start(job, *args, description="Deblur", returned=returned)
+        self.reestimate_button.enabled = False
+
+        def done():
+            if not dock_closed(self):
+                self.reestimate_button.enabled = True
+
+        worker.finished.connect(done)
+        return worker
 
     # ----------------------------------------------------------------- writing layers (main thread)
     def _write(self, layer, image, line, options, result):
