@@ -81,3 +81,43 @@ def test_progress_after_the_dock_was_deleted_is_ignored(qtbot):
     controls._on_yielded((2, 4))  # no exception
     controls._on_finished()
     assert controls.worker is None
+
+
+def _world(layer, index):
+    return np.asarray(layer.data_to_world(index), dtype=float)
+
+
+@pytest.mark.parametrize("ndim", [2, 3, 4])
+def test_plane_geometry_puts_every_pixel_where_the_input_has_it(ndim):
+    # a 2D input with every kind of transform; an output stack (..., y, x) of results on it
+    from napari.layers import Image
+
+    from torchscope.napari._workers import plane_geometry
+
+    source = Image(np.zeros((20, 30)), scale=(0.5, 2.0), translate=(3.0, -7.0), rotate=35.0,
+                   shear=[0.4], affine=[[1.1, 0.2, 4.0], [-0.3, 0.9, 1.0], [0, 0, 1]],
+                   axis_labels=("y", "x"), units=("um", "um"))
+    out = Image(np.zeros((2,) * (ndim - 2) + (20, 30)), **plane_geometry(source, ndim))
+    rng = np.random.default_rng(0)
+    for y, x in rng.uniform(0, 20, (5, 2)):
+        lead = tuple(rng.integers(0, 2, ndim - 2))
+        np.testing.assert_allclose(_world(out, lead + (y, x))[-2:], _world(source, (y, x)),
+                                   atol=1e-9)
+    assert tuple(out.axis_labels[-2:]) == ("y", "x") and out.units[-1] == source.units[-1]
+
+
+def test_plane_geometry_of_a_volume_keeps_in_plane_transforms_only():
+    from napari.layers import Image
+
+    from torchscope.napari._workers import plane_geometry
+
+    c, s = np.cos(0.4), np.sin(0.4)
+    in_plane = Image(np.zeros((6, 20, 30)), scale=(3.0, 0.5, 0.7), translate=(1.0, 2.0, 3.0),
+                     rotate=[[1, 0, 0], [0, c, -s], [0, s, c]])
+    out = Image(np.zeros((20, 30)), **plane_geometry(in_plane, 2))
+    for z in (0.0, 4.0):  # the plane's placement does not depend on the slice
+        np.testing.assert_allclose(_world(out, (5.0, 9.0)), _world(in_plane, (z, 5.0, 9.0))[-2:],
+                                   atol=1e-9)
+    # a rotation that tilts the plane (about an in-plane axis) has no 2D restriction
+    tilted = Image(np.zeros((6, 20, 30)), rotate=[[c, -s, 0], [s, c, 0], [0, 0, 1]])
+    assert "rotate" not in plane_geometry(tilted, 2)

@@ -97,6 +97,21 @@ def test_mask_error_blur_and_lam_on_anisotropic_pixels(viewer, wait_until_done):
     np.testing.assert_array_equal(obj.data, original)
 
 
+def test_results_and_marks_lie_on_a_rotated_sheared_object(viewer, wait_until_done):
+    # every output pixel is drawn where the object's pixel is (rotate, shear and affine
+    # were dropped: the results were drawn away from the object)
+    obj = viewer.add_image(ghost.sample_object("gear", 32), name="gear", rotate=30.0,
+                           shear=[0.2], affine=[[1.0, 0.1, 3.0], [0.0, 0.9, -2.0], [0, 0, 1]],
+                           **GEOMETRY)
+    widget = GhostWidget(viewer)
+    run(widget, wait_until_done, object=obj, ratio=0.25, methods=["pinv"])
+    marks = widget.marks_from_object()
+    for layer in (viewer.layers["pinv(gear)"], marks):
+        for index in ((0.0, 0.0), (10.0, 20.0), (31.0, 5.5)):
+            np.testing.assert_allclose(layer.data_to_world(index), obj.data_to_world(index),
+                                       atol=1e-9)
+
+
 def test_cnr_from_a_labels_layer(viewer, gear, qtbot, wait_until_done):
     widget = GhostWidget(viewer)
     run(widget, wait_until_done, object=gear, ratio=0.25, methods=["gi", "pinv"])
@@ -231,6 +246,16 @@ def test_refused_inputs_are_notifications(viewer, notifications):
     widget.source.value = "measured"
     assert widget.run() is None
     assert any("measurement layer" in str(n.message) for n in notifications())
+    # an object with NaN: refused by Run and by "marks from the object" (which made an
+    # empty marks layer), before any job starts
+    nan = ghost.sample_object("gear", 32)
+    nan[3, 4] = np.nan
+    widget.source.value = "simulate"
+    widget.object.value = viewer.add_image(nan, name="nan")
+    layers = len(viewer.layers)
+    assert widget.run() is None and widget.worker is None
+    assert widget.marks_from_object() is None and len(viewer.layers) == layers
+    assert sum("'nan' contains NaN" in str(n.message) for n in notifications()) == 2
 
 
 def test_cnr_curve_dock_equals_cnr_curve(viewer, qtbot, wait_until_done):

@@ -40,7 +40,7 @@ from torchscope.napari._workers import (
     call_record,
     dock_closed,
     format_call,
-    spatial_properties,
+    plane_geometry,
 )
 
 MODULE = "torchscope.deblur"
@@ -284,9 +284,7 @@ class DeblurWidget(Container):
         if not any(source is layer for source, _ in self._runs):  # its own layers
             self._runs.append((layer, {}))
         self._source = layer
-        geometry = spatial_properties(layer)
-        geometry = {key: value if key in ("rotate", "shear", "affine") else value[-2:]
-                    for key, value in geometry.items()}  # (a 2D or RGB layer: all 2D)
+        geometry = plane_geometry(layer, 2)  # (a 2D or RGB layer)
         device = options["device"]
         name = layer.name
 

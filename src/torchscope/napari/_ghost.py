@@ -48,7 +48,7 @@ from torchscope.napari._workers import (
     call_record,
     follow_layer_list,
     format_call,
-    spatial_properties,
+    plane_geometry,
 )
 
 MODULE = "torchscope.ghost"
@@ -71,18 +71,6 @@ def _methods():
     from torchscope.ghost import METHODS
 
     return list(METHODS)
-
-
-def _geometry(layer, ndim):
-    """Spatial properties of ``layer``'s last two axes, for a layer of ``ndim`` dimensions."""
-    props = spatial_properties(layer)
-    lead = ndim - 2
-    return {
-        "scale": (1.0,) * lead + props["scale"][-2:],
-        "translate": (0.0,) * lead + props["translate"][-2:],
-        "axis_labels": tuple(f"axis {i}" for i in range(lead)) + props["axis_labels"][-2:],
-        "units": ("pixel",) * lead + props["units"][-2:],
-    }
 
 
 def _grid(viewer):
@@ -269,6 +257,8 @@ class SimulationForm:
         if obj.shape[0] != obj.shape[1]:
             raise ValueError(f"Object {layer.name!r} is {obj.shape[0]} x {obj.shape[1]} pixels; "
                              "masks are square: crop or resize it to n x n (n = 32, 64, ...).")
+        if not np.isfinite(obj).all():
+            raise ValueError(f"Object {layer.name!r} contains NaN or infinite values.")
         return layer, obj
 
     def patterns_spec(self, n):
@@ -591,7 +581,7 @@ class GhostWidget(Container):
                 "name": f"{method}({job['input']})",
                 "metadata": {"torchscope": self._record(job, method)},
                 "colormap": "gray",
-                **_geometry(source, image.ndim),
+                **plane_geometry(source, image.ndim),
             }
             key = (job["input"], method)
             self._outputs[key] = add_or_update_layer(self._viewer, self._outputs.get(key),
@@ -642,7 +632,7 @@ class GhostWidget(Container):
 
     def _add_marks(self, marks, layer):
         labels = self._viewer.add_labels(marks, name=f"marks({layer.name})", opacity=0.5,
-                                         **_geometry(layer, 2))
+                                         **plane_geometry(layer, 2))
         labels.selected_label = OBJECT_LABEL
         self._marks.value = labels
         return labels

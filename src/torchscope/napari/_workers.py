@@ -305,6 +305,52 @@ def spatial_properties(layer):
     return props
 
 
+def plane_geometry(layer, ndim):
+    """The geometry of an output whose last two axes lie on ``layer``'s last two and whose
+    other ``ndim - 2`` axes are new (a stack of results: unit scale, no offset).
+
+    :func:`spatial_properties` of those two axes: scale, translate, axis labels, units, and
+    rotate, shear and affine where they are not the identity, embedded in ``ndim``
+    dimensions. A transform that mixes the plane with ``layer``'s other axes (a volume
+    rotated about an in-plane axis) has no such restriction; it is left out there.
+    """
+    props = spatial_properties(layer)
+    lead, k = ndim - 2, len(props["scale"])
+    out = {
+        "scale": (1.0,) * lead + props["scale"][-2:],
+        "translate": (0.0,) * lead + props["translate"][-2:],
+        "axis_labels": tuple(f"axis {i}" for i in range(lead)) + props["axis_labels"][-2:],
+        "units": ("pixel",) * lead + props["units"][-2:],
+    }
+
+    def plane(matrix):  # the last two axes' block of a k x k matrix; None if it mixes
+        m = np.asarray(matrix, dtype=float)
+        if not (np.allclose(m[:k - 2, k - 2:], 0) and np.allclose(m[k - 2:, :k - 2], 0)):
+            return None
+        return m[k - 2:, k - 2:]
+
+    def widen(block):  # the identity in ndim dimensions, ``block`` on the last two axes
+        full = np.eye(ndim)
+        full[lead:, lead:] = block
+        return full
+
+    if "rotate" in props and (block := plane(props["rotate"])) is not None:
+        out["rotate"] = widen(block)
+    if "shear" in props:  # napari's shear: the upper triangle of the shear matrix, by rows
+        upper = np.eye(k)
+        upper[np.triu_indices(k, 1)] = np.asarray(props["shear"], dtype=float)
+        if (block := plane(upper)) is not None:
+            out["shear"] = widen(block)[np.triu_indices(ndim, 1)]
+    if "affine" in props:
+        affine = np.asarray(props["affine"], dtype=float)
+        if (block := plane(affine[:k, :k])) is not None:
+            full = np.eye(ndim + 1)
+            full[:ndim, :ndim] = widen(block)
+            full[lead:ndim, ndim] = affine[k - 2:k, k]
+            out["affine"] = full
+    return out
+
+
 def add_or_update_layer(viewer, layer, data, kwargs, layer_type):
     """Put ``data`` into ``layer`` when it is still in the viewer and fits, else add a new layer.
 
