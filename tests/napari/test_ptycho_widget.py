@@ -142,6 +142,14 @@ def test_simulation_refuses_an_object_smaller_than_the_probe(viewer, widget, not
     _set(widget, amplitude=viewer.layers["tiny"], detector_px=WIN)
     assert widget.simulate() is None
     assert any("larger than the detector" in str(n.message) for n in notifications())
+    # amplitude and phase of different shapes: refused before a job starts
+    viewer.add_image(np.ones((48, 48)), name="amp")
+    viewer.add_image(np.ones((48, 40)), name="ph")
+    widget.reset_choices()
+    _set(widget, amplitude=viewer.layers["amp"], phase=viewer.layers["ph"])
+    assert widget.simulate() is None and widget.worker is None
+    assert any(str(n.message) == "Virtual experiment: the amplitude (48, 48) and phase (48, 40) "
+               "layers differ in shape." for n in notifications())
 
 
 # --------------------------------------------------------------------------- live reconstruction
@@ -281,6 +289,18 @@ def test_finish_choice_of_a_two_mode_run_is_replayed(viewer, widget, data, wait_
          namespace)
     np.testing.assert_allclose(namespace["result"].obj, widget.last_snapshot.obj, rtol=1e-4,
                                atol=1e-5)
+
+
+def test_a_second_dataset_of_the_same_name_gets_its_own_layer_names(viewer, widget, data,
+                                                                    wait_until_done):
+    _add_dataset(viewer, widget, data)
+    second = _add_dataset(viewer, widget, data)  # napari names it "demo patterns [1]"
+    assert second.name == "demo patterns [1]"
+    _set(widget, iterations=2, every=2, device="cpu")
+    widget.run()
+    wait_until_done(widget)
+    assert {"demo [1] amplitude", "demo [1] phase", "demo [1] probe",
+            "demo [1] positions"} <= {layer.name for layer in viewer.layers}
 
 
 @pytest.mark.parametrize("paused", [False, True])

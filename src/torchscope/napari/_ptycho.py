@@ -28,6 +28,7 @@ torch and :mod:`torchscope.ptycho` are imported when the dock is created or comp
 napari reads the manifest.
 """
 
+import re
 import time
 import weakref
 from functools import partial
@@ -813,6 +814,9 @@ class PtychoWidget(Container):
                 else 0 * values
             )
         shape = (amplitude if amplitude is not None else phase).shape
+        if amplitude is not None and phase is not None and amplitude.shape != phase.shape:
+            raise ValueError(f"Virtual experiment: the amplitude {amplitude.shape} and phase "
+                             f"{phase.shape} layers differ in shape.")
         n = int(self.detector_px.value)
         if min(shape) <= n:
             raise ValueError(
@@ -1030,7 +1034,8 @@ class PtychoWidget(Container):
         self._current_history = merged
         geometry = self._run_data.geometry
         record = self._record(data_layer, self._run_options, int(snapshot.iteration))
-        name = data_layer.name.removesuffix(" patterns")
+        # "x patterns" gives "x amplitude", ...; napari's copy "x patterns [1]" "x [1] ..."
+        name = re.sub(r" patterns( \[\d+\])?$", r"\1", data_layer.name)
         result = self.result(history=merged)
         outputs = self._outputs.setdefault(data_layer, {})
         roles = ("amplitude", "phase", "probe", "positions")
