@@ -153,6 +153,38 @@ def test_classify_a_phantom_volume_with_the_demo_model(viewer, qtbot, phantom_sa
     assert widget.slice_index.value == 60
 
 
+@pytest.mark.parametrize("tilted", [False, True])
+def test_outputs_lie_on_the_slice_of_a_rotated_volume(viewer, qtbot, phantom_sample, tilted):
+    # a volume rotated about the slicing axis (in the slice's plane), or tilted about another
+    # axis (as a scanner's header affine may place it): every output voxel is drawn where the
+    # volume's voxel is (the slice offset and the feature maps' pooling were added to the
+    # translate in pixel units, off a rotated volume), and the slider stays on the slice
+    data = phantom_sample[0][0]
+    c, s = np.cos(0.5), np.sin(0.5)
+    rotate = ([[1, 0, 0], [0, c, -s], [0, s, c]] if tilted
+              else [[c, -s, 0], [s, c, 0], [0, 0, 1]])
+    volume = viewer.add_image(data, name="mri", scale=(1.0, 1.2, 0.8),
+                              translate=(-5.0, 3.0, 10.0), rotate=rotate, shear=[0.1, 0, 0])
+    widget = ClassifyWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.slice_index.value = 98
+    widget.patch.value, widget.stride.value = 32, 32
+    assert widget.run() is not None
+    wait(qtbot, widget)
+    assert widget.slice_index.value == 98
+    for name in ("reconstruction", "occlusion"):
+        layer = viewer.layers[f"{name}(mri)"]
+        for i, j in ((0, 0), (40, 50), (175, 207)):
+            np.testing.assert_allclose(layer.data_to_world((i, j, 0)),
+                                       volume.data_to_world((i, j, 98)), atol=1e-9)
+    features = viewer.layers["autoencoder conv1(mri)"]
+    f = 176 / features.data.shape[1]  # the pooling factor: map pixel i covers f input pixels
+    for i, j in ((0, 0), (10, 20)):
+        centre = (f * i + (f - 1) / 2, f * j + (f - 1) / 2, 98)
+        np.testing.assert_allclose(features.data_to_world((3, i, j, 0))[1:],
+                                   volume.data_to_world(centre), atol=1e-9)
+
+
 def test_choosing_an_axis_shows_its_slice_the_same_way_every_time(viewer):
     """The other axes kept their current order: the same slice came out transposed or not
     depending on the axes chosen before."""

@@ -46,7 +46,9 @@ from torchscope.napari._workers import (
     dock_closed,
     follow_layer_list,
     format_call,
+    resampled_geometry,
     spatial_properties,
+    with_leading_axes,
 )
 
 MODULE = "torchscope.alzheimer"
@@ -275,8 +277,25 @@ class ClassifyWidget(Container):
         self._model_file.visible = self._model.value == FILE
 
     def _world_axis(self, layer, axis):
+        """The viewer axis that data ``axis`` of ``layer`` runs along, or None when the
+        layer's rotation, shear or affine tilts it against every viewer axis (then napari
+        cannot show that slice face-on, and the dock does not move the slider)."""
+        origin = np.asarray(layer.data_to_world(np.zeros(layer.ndim)), dtype=float)
+        step = np.zeros(layer.ndim)
+        step[axis] = 1.0
+        column = np.asarray(layer.data_to_world(step), dtype=float) - origin
+        moved = np.flatnonzero(np.abs(column) > 1e-9 * np.abs(column).max())
+        if len(moved) != 1:
+            return None
+        for other in range(layer.ndim):  # and no other data axis moves along that viewer axis
+            if other != axis:
+                step[:] = 0
+                step[other] = 1.0
+                delta = np.asarray(layer.data_to_world(step), dtype=float) - origin
+                if abs(delta[moved[0]]) > 1e-9 * np.abs(delta).max():
+                    return None
         # A layer's axes are the viewer's last ``layer.ndim`` axes.
-        return self._viewer.dims.ndim - layer.ndim + axis
+        return self._viewer.dims.ndim - layer.ndim + int(moved[0])
 
     def show_slice(self, *_):
         """Move the viewer to the chosen slice: slicing axis off screen, its slider there."""
@@ -285,6 +304,8 @@ class ClassifyWidget(Container):
             return
         dims = self._viewer.dims
         world_axis = self._world_axis(layer, axis)
+        if world_axis is None:
+            return
         self._syncing = True
         try:
             if dims.ndisplay == 2 and world_axis in dims.displayed:
@@ -294,7 +315,8 @@ class ClassifyWidget(Container):
                 dims.order = (world_axis, *order)
             position = np.zeros(layer.ndim)
             position[axis] = self._index.value
-            dims.set_point(world_axis, layer.data_to_world(position)[axis])
+            dims.set_point(world_axis,
+                           layer.data_to_world(position)[world_axis - dims.ndim + layer.ndim])
         finally:
             self._syncing = False
 
@@ -304,7 +326,8 @@ class ClassifyWidget(Container):
         if self._syncing or layer is None or layer.ndim != 3 or axis is None:
             return
         dims = self._viewer.dims
-        if self._world_axis(layer, axis) in dims.displayed:
+        world_axis = self._world_axis(layer, axis)
+        if world_axis is None or world_axis in dims.displayed:
             return
         index = int(np.round(layer.world_to_data(dims.point)[axis]))
         if 0 <= index < layer.data.shape[axis] and index != self._index.value:
@@ -489,12 +512,13 @@ def _is_output(layer):
 
 
 def _slice_geometry(layer, axis, index):
-    """The input's geometry, with the translate moved onto slice ``index`` along ``axis``."""
+    """The input's geometry, moved onto slice ``index`` along ``axis`` (through the input's
+    rotation and shear, so a transformed volume's slice stays where the volume has it)."""
     geometry = spatial_properties(layer)
     if axis is not None:
-        translate = list(geometry["translate"])
-        translate[axis] += index * geometry["scale"][axis]
-        geometry["translate"] = tuple(translate)
+        origin = np.zeros(len(geometry["scale"]))
+        origin[axis] = index
+        geometry = resampled_geometry(geometry, origin)
     return geometry
 
 
@@ -510,19 +534,15 @@ def _stack_on_slice(maps, shape, geometry, axis):
     A map pooled by ``f`` gets ``f`` times the pixel size, and its pixel centres sit at the
     centres of the ``f x f`` input pixels they summarise. The channel is a new leading axis.
     """
-    plane = [a for a in range(len(geometry["scale"])) if a != axis]
-    scale, translate = list(geometry["scale"]), list(geometry["translate"])
+    ndim = len(geometry["scale"])
+    plane = [a for a in range(ndim) if a != axis]
+    origin, step = np.zeros(ndim), np.ones(ndim)
     for a, n, m in zip(plane, shape, maps.shape[1:]):
-        factor = n / m
-        translate[a] += (factor - 1) / 2 * scale[a]
-        scale[a] *= factor
+        step[a] = n / m
+        origin[a] = (step[a] - 1) / 2
     data = maps if axis is None else np.expand_dims(maps, axis + 1)
-    return data, {
-        "scale": (1.0, *scale),
-        "translate": (0.0, *translate),
-        "axis_labels": ("channel", *geometry["axis_labels"]),
-        "units": ("pixel", *geometry["units"]),
-    }
+    return data, with_leading_axes(resampled_geometry(geometry, origin, step), 1,
+                                   labels=("channel",))
 
 
 def _occlusion_display(occlusion):

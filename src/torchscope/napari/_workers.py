@@ -305,6 +305,44 @@ def spatial_properties(layer):
     return props
 
 
+def _shear_matrix(shear, k):
+    """napari's shear vector (the upper triangle of the shear matrix, by rows) as a matrix."""
+    upper = np.eye(k)
+    upper[np.triu_indices(k, 1)] = np.asarray(shear, dtype=float)
+    return upper
+
+
+def with_leading_axes(props, lead, labels=None):
+    """Geometry ``props`` (of :func:`spatial_properties`) for an output with ``lead`` new
+    leading axes (a stack of results): unit scale, no offset, no rotation on them; the
+    rotate, shear and affine of the other axes embedded."""
+    k = len(props["scale"])
+    ndim = k + lead
+    labels = tuple(labels) if labels is not None else tuple(f"axis {i}" for i in range(lead))
+    out = {
+        "scale": (1.0,) * lead + tuple(props["scale"]),
+        "translate": (0.0,) * lead + tuple(props["translate"]),
+        "axis_labels": labels + tuple(props["axis_labels"]),
+        "units": ("pixel",) * lead + tuple(props["units"]),
+    }
+
+    def widen(block):
+        full = np.eye(ndim)
+        full[lead:, lead:] = block
+        return full
+
+    if "rotate" in props:
+        out["rotate"] = widen(props["rotate"])
+    if "shear" in props:
+        out["shear"] = widen(_shear_matrix(props["shear"], k))[np.triu_indices(ndim, 1)]
+    if "affine" in props:
+        affine = np.asarray(props["affine"], dtype=float)
+        full = np.eye(ndim + 1)
+        full[lead:, lead:] = affine
+        out["affine"] = full
+    return out
+
+
 def plane_geometry(layer, ndim):
     """The geometry of an output whose last two axes lie on ``layer``'s last two and whose
     other ``ndim - 2`` axes are new (a stack of results: unit scale, no offset).
@@ -315,40 +353,43 @@ def plane_geometry(layer, ndim):
     rotated about an in-plane axis) has no such restriction; it is left out there.
     """
     props = spatial_properties(layer)
-    lead, k = ndim - 2, len(props["scale"])
-    out = {
-        "scale": (1.0,) * lead + props["scale"][-2:],
-        "translate": (0.0,) * lead + props["translate"][-2:],
-        "axis_labels": tuple(f"axis {i}" for i in range(lead)) + props["axis_labels"][-2:],
-        "units": ("pixel",) * lead + props["units"][-2:],
-    }
+    k = len(props["scale"])
+    plane = {key: tuple(props[key][-2:]) for key in ("scale", "translate", "axis_labels",
+                                                      "units")}
 
-    def plane(matrix):  # the last two axes' block of a k x k matrix; None if it mixes
+    def block(matrix):  # the last two axes' block of a k x k matrix; None if it mixes
         m = np.asarray(matrix, dtype=float)
         if not (np.allclose(m[:k - 2, k - 2:], 0) and np.allclose(m[k - 2:, :k - 2], 0)):
             return None
         return m[k - 2:, k - 2:]
 
-    def widen(block):  # the identity in ndim dimensions, ``block`` on the last two axes
-        full = np.eye(ndim)
-        full[lead:, lead:] = block
-        return full
-
-    if "rotate" in props and (block := plane(props["rotate"])) is not None:
-        out["rotate"] = widen(block)
-    if "shear" in props:  # napari's shear: the upper triangle of the shear matrix, by rows
-        upper = np.eye(k)
-        upper[np.triu_indices(k, 1)] = np.asarray(props["shear"], dtype=float)
-        if (block := plane(upper)) is not None:
-            out["shear"] = widen(block)[np.triu_indices(ndim, 1)]
+    if "rotate" in props and (rotate := block(props["rotate"])) is not None:
+        plane["rotate"] = rotate
+    if "shear" in props and (shear := block(_shear_matrix(props["shear"], k))) is not None:
+        plane["shear"] = shear[np.triu_indices(2, 1)]
     if "affine" in props:
         affine = np.asarray(props["affine"], dtype=float)
-        if (block := plane(affine[:k, :k])) is not None:
-            full = np.eye(ndim + 1)
-            full[:ndim, :ndim] = widen(block)
-            full[lead:ndim, ndim] = affine[k - 2:k, k]
-            out["affine"] = full
-    return out
+        if (linear := block(affine[:k, :k])) is not None:
+            plane["affine"] = np.eye(3)
+            plane["affine"][:2, :2] = linear
+            plane["affine"][:2, 2] = affine[k - 2:k, k]
+    return with_leading_axes(plane, ndim - 2)
+
+
+def resampled_geometry(props, origin, step=None):
+    """Geometry ``props`` (of :func:`spatial_properties`) for an output whose pixel ``i``
+    lies at the input's data coordinates ``origin + step * i`` (per axis; ``step`` 1 by
+    default): a slice at ``origin``, or a map pooled by ``step``. The shift goes through the
+    input's scale, shear and rotation (adding it to ``translate`` in pixel units placed
+    the output off a rotated input)."""
+    from napari.utils.transforms import Affine
+
+    linear = Affine(scale=props["scale"], **{key: props[key] for key in ("rotate", "shear")
+                                             if key in props})
+    shift = np.asarray(linear(np.asarray(origin, dtype=float)), dtype=float)
+    step = np.ones(len(props["scale"])) if step is None else np.asarray(step, dtype=float)
+    return dict(props, scale=tuple(np.asarray(props["scale"], dtype=float) * step),
+                translate=tuple(np.asarray(props["translate"], dtype=float) + shift))
 
 
 def add_or_update_layer(viewer, layer, data, kwargs, layer_type):
