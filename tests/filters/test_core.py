@@ -97,3 +97,35 @@ def test_pad_nd_keeps_dtype(mode, dtype, rng):
     got = pad(torch.from_numpy(x), widths, mode)
     assert got.dtype == torch.from_numpy(x).dtype
     assert np.array_equal(got.numpy(), np.pad(x, widths, mode=NUMPY_MODES[mode]))
+
+
+@pytest.mark.parametrize("ndim", [2, 3])
+def test_each_plane_filters_every_plane_on_its_own(ndim):
+    import dask.array as da
+    from scipy import ndimage
+
+    import torchscope.filters as F
+
+    rng = np.random.default_rng(4)
+    series = rng.random((3, 2, 9, 16, 18)).astype(np.float32)
+    spacing = (2.0, 0.5, 0.25)[-ndim:]
+    out = F.each_plane(F.gaussian, series, ndim, 1.0, spacing=spacing, device="cpu")
+    assert out.shape == series.shape and out.dtype == np.float32
+    sigma = tuple(1.0 / s for s in spacing)
+    lead = series.shape[:-ndim]
+    for index in [(0,) * len(lead), tuple(n - 1 for n in lead)]:
+        np.testing.assert_allclose(out[index], ndimage.gaussian_filter(
+            series[index].astype(np.float64), sigma, mode="nearest", truncate=4.0), atol=1e-5)
+    lazy = F.each_plane(F.threshold, da.from_array(series, chunks=(1, 1, 9, 8, 18)), ndim, "otsu")
+    assert isinstance(lazy, da.Array)
+    expected = np.stack([F.threshold(p, "otsu") for p in series.reshape(-1, *series.shape[-ndim:])])
+    np.testing.assert_array_equal(lazy.compute(), expected.reshape(series.shape))
+
+
+def test_each_plane_refuses_bad_ndim():
+    import torchscope.filters as F
+
+    with pytest.raises(ValueError, match="ndim"):
+        F.each_plane(F.gaussian, np.zeros((4, 4)), 4, 1.0)
+    with pytest.raises(ValueError, match="fewer than ndim=3"):
+        F.each_plane(F.gaussian, np.zeros((4, 4)), 3, 1.0)

@@ -106,6 +106,47 @@ def test_group_dock_reproduces_the_console_call(viewer, stack, wait_until_done, 
     np.testing.assert_array_equal(layer.data, original)  # the input is never changed
 
 
+def test_each_plane_or_volume_of_a_time_series_on_its_own(viewer, stack, wait_until_done):
+    # (t, z, y, x): a time series is not smoothed across time; lengths in physical units use
+    # the spatial axes' scale; a threshold is computed per volume
+    series = np.stack([stack, 2.0 * stack + 1.0, stack[:, ::-1]])
+    geometry = {"scale": (60.0, *GEOMETRY["scale"]), "translate": (0.0, *GEOMETRY["translate"]),
+                "axis_labels": ("t", *GEOMETRY["axis_labels"]), "units": ("s", "µm", "µm", "µm")}
+    layer = viewer.add_image(series, name="series", **geometry)
+    widget = FilterWidget(viewer, ("gaussian", "threshold"))
+    widget.image.value = layer
+    assert not widget.apply_to.native.isHidden()
+    assert list(widget.apply_to.choices) == [None, 2, 3]
+    cases = [("gaussian", {"sigma": 1.0, "units": PHYSICAL, "apply_to": 3},
+              [F.gaussian(v, 1.0, spacing=GEOMETRY["scale"]) for v in series]),
+             ("threshold", {"method": "otsu", "apply_to": 2},
+              [[F.threshold(p, "otsu") for p in v] for v in series])]
+    for name, values, expected in cases:
+        widget.operation.value = name
+        set_values(widget, values)
+        if name == "gaussian":  # the length's unit is the planes' (not time's seconds)
+            assert widget.sigma.label == "sigma (µm)"
+        assert widget.run() is not None
+        wait_until_done(widget)
+        output = viewer.layers[f"{name}(series)"]
+        assert_same(output.data, np.asarray(expected))
+        np.testing.assert_array_equal(output.scale, geometry["scale"])
+        record = output.metadata["torchscope"]
+        assert record["planes"] == values["apply_to"]
+        assert "each_plane" in record["call"]
+        assert_same(output.data, eval(record["call"], {"torchscope": torchscope,
+                                                       "image": layer.data}))
+    # across all axes (the default) time is smoothed too: not the same
+    widget.operation.value = "gaussian"
+    set_values(widget, {"sigma": 1.0, "units": "pixels", "apply_to": None})
+    widget.run()
+    wait_until_done(widget)
+    assert_same(viewer.layers["gaussian(series)"].data, F.gaussian(series, 1.0))
+    # a 2D layer has nothing to choose
+    widget.image.value = viewer.add_image(stack[0], name="plane")
+    assert widget.apply_to.native.isHidden()
+
+
 def test_a_rotated_sheared_input_is_overlaid_exactly(viewer, stack, wait_until_done):
     """Only scale and translate were copied: a rotated input's result was drawn unrotated."""
     layer = viewer.add_image(stack, name="tilted", rotate=(0, 0, 30), shear=(0.1, 0, 0),

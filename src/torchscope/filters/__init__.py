@@ -13,6 +13,9 @@ Binarization
     :func:`threshold`, :func:`threshold_value`, :func:`histogram`
 Morphology
     :func:`erosion`, :func:`dilation`, :func:`opening`, :func:`closing`
+Stacks
+    :func:`each_plane`: any of them on each 2D plane (or 3D volume) of a time series or
+    channel stack, not across its leading axes
 
 Conventions shared by every function:
 
@@ -57,6 +60,7 @@ _SUBMODULES = {
     "histogram": "_threshold",
     "THRESHOLD_METHODS": "_threshold",
     "footprint": "_core",
+    "each_plane": "_core",
 }
 
 __getattr__, __dir__, __all__ = lazy_namespace(__name__, _SUBMODULES)

@@ -276,3 +276,46 @@ def _apply_dask(kernel, image, *, depth, dtype, device, mode, check_nan):
         dtype=dtype,
         meta=np.empty((0,) * image.ndim, dtype=dtype),
     )
+
+
+def each_plane(function, image, ndim, *args, **kwargs):
+    """Apply a filter to each 2D plane (or 3D volume) of a stack on its own.
+
+    ``function(sub, *args, **kwargs)`` runs on every ``ndim``-D sub-array over the last
+    ``ndim`` axes of ``image``: the planes of a time series or a channel stack, whose leading
+    axes are not space and must not be smoothed across. Give ``spacing`` for those ``ndim``
+    axes only.
+
+    Parameters
+    ----------
+    function : callable
+        A function of :mod:`torchscope.filters` (or any that keeps the shape), e.g.
+        :func:`gaussian`; a threshold is then computed per plane.
+    image : array_like or dask array, at least ``ndim`` dimensions
+    ndim : {2, 3}
+        Dimensions of each sub-array: the last ``ndim`` axes of ``image``.
+    *args, **kwargs
+        Passed on to ``function``.
+
+    Returns
+    -------
+    numpy.ndarray or dask array
+        The results in ``image``'s shape (a lazy dask array for a dask input).
+
+    Raises
+    ------
+    ValueError
+        If ``ndim`` is not 2 or 3, or ``image`` has fewer than ``ndim`` dimensions.
+    """
+    if ndim not in (2, 3) or isinstance(ndim, bool):
+        raise ValueError(f"ndim must be 2 or 3 (the axes of each plane or volume), got {ndim!r}.")
+    data = image if is_dask(image) else np.asarray(image)
+    if data.ndim < ndim:
+        raise ValueError(f"image has shape {data.shape}: fewer than ndim={ndim} axes.")
+    lead = data.shape[:data.ndim - ndim]
+    planes = [function(data[index], *args, **kwargs) for index in np.ndindex(*lead)]
+    if is_dask(data):
+        import dask.array as da
+
+        return da.stack(planes).reshape(data.shape)
+    return np.stack(planes).reshape(data.shape)

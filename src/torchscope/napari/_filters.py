@@ -28,6 +28,7 @@ from torchscope.napari._workers import (
     add_or_update_layer,
     call_record,
     compute_in_blocks,
+    compute_per_plane,
     follow_layer_list,
     format_call,
     spatial_properties,
@@ -198,6 +199,18 @@ def group_operations(group):
 # --------------------------------------------------------------------------- the widget
 PIXELS = "pixels"
 PHYSICAL = "physical units (layer scale)"
+#: What "apply to" offers: all axes at once, or each plane / volume of the last axes.
+ALL_AXES, EACH_PLANE, EACH_VOLUME = None, 2, 3
+
+
+def _apply_to_choices(layer):
+    choices = [("all axes", ALL_AXES)]
+    ndim = 0 if layer is None else layer.ndim
+    if ndim > 2:
+        choices.append(("each 2D plane (last 2 axes)", EACH_PLANE))
+    if ndim > 3:
+        choices.append(("each 3D volume (last 3 axes)", EACH_VOLUME))
+    return choices
 
 
 class FilterWidget(Container):
@@ -241,6 +254,14 @@ class FilterWidget(Container):
             for param in op.parameters:
                 if param.name not in self._parameters:
                     self._parameters[param.name] = (param, self._parameter_widget(param))
+        self._apply_to = ComboBox(
+            name="apply_to",
+            label="apply to",
+            choices=lambda _: _apply_to_choices(self._image.value),
+            tooltip="Filter across all axes of the layer, or each 2D plane (or 3D volume) of "
+            "its last axes on its own: for a time series or a channel stack, where the "
+            "leading axes are not space.",
+        )
         self._units = ComboBox(
             name="units",
             choices=[PIXELS, PHYSICAL],
@@ -258,6 +279,7 @@ class FilterWidget(Container):
                 self._operation,
                 self._image,
                 *(widget for _, widget in self._parameters.values()),
+                self._apply_to,
                 self._units,
                 self._device,
                 self._controls,
@@ -267,6 +289,7 @@ class FilterWidget(Container):
         self._operation.changed.connect(self._on_operation_changed)
         self._image.changed.connect(self._on_image_changed)
         self._units.changed.connect(self._update_labels)
+        self._apply_to.changed.connect(self._update_labels)
         for param, widget in self._parameters.values():
             if param.enabled_if is not None:
                 other = self._parameters[param.enabled_if[0]][1]
@@ -274,6 +297,7 @@ class FilterWidget(Container):
                 self._update_enabled(param, widget)
         follow_layer_list(napari_viewer, self.reset_choices)
         self._on_operation_changed()
+        self._on_image_changed()
 
     # ----------------------------------------------------------------------- building
     def _parameter_widget(self, param):
@@ -328,6 +352,8 @@ class FilterWidget(Container):
         for _, widget in self._parameters.values():
             if isinstance(widget, ComboBox):
                 widget.reset_choices()
+        self._apply_to.reset_choices()
+        self._apply_to.visible = len(self._apply_to.choices) > 1
         self._update_labels()
 
     def _update_enabled(self, param, widget, *_):
@@ -339,7 +365,9 @@ class FilterWidget(Container):
         unit = "px"
         layer = self._image.value
         if self.operation_spec.spacing and self._units.value == PHYSICAL and layer is not None:
-            units = {f"{u:~P}" for u in layer.units}
+            planes = self._apply_to.value if layer.ndim > 2 else ALL_AXES
+            units = {f"{u:~P}" for u in (layer.units if planes is None
+                                         else layer.units[-planes:])}
             unit = units.pop() if len(units) == 1 else "layer units"
         for param, widget in self._parameters.values():
             if param.length:
@@ -357,10 +385,12 @@ class FilterWidget(Container):
         except (TypeError, ValueError) as error:
             show_error(str(error))
             return None
+        per_plane = () if job["planes"] is None else (job["planes"],)
         return self._controls.start(
-            compute_in_blocks,
+            compute_in_blocks if job["planes"] is None else compute_per_plane,
             job["function"],
             job["layer"].data,
+            *per_plane,
             job["args"],
             job["kwargs"],
             returned=partial(self._write, job),
@@ -393,10 +423,14 @@ class FilterWidget(Container):
             raise ValueError(f"{layer.name!r} is multiscale; multiscale data are not supported.")
         values = self.parameter_values()
         args, kwargs = op.call_arguments(values)
+        planes = self._apply_to.value if layer.ndim > 2 else ALL_AXES
+        if planes is not None and planes >= layer.ndim:
+            planes = ALL_AXES
         spacing = None
         if op.spacing:
             if self._units.value == PHYSICAL:
-                spacing = tuple(float(s) for s in layer.scale)
+                scale = layer.scale if planes is None else layer.scale[-planes:]
+                spacing = tuple(float(s) for s in scale)
             kwargs["spacing"] = spacing
         kwargs["device"] = device_name(self._device.value)
         return {
@@ -407,15 +441,20 @@ class FilterWidget(Container):
             "kwargs": kwargs,
             "values": values,
             "spacing": spacing,
+            "planes": planes,
         }
 
     def _write(self, job, result):
         """Main thread: put the result into this widget's output layer for that input."""
         op, layer = job["op"], job["layer"]
-        record = call_record(f"{MODULE}.{op.name}",
-                             format_call(f"{MODULE}.{op.name}", job["args"], job["kwargs"]),
-                             parameters=job["values"], device=job["kwargs"]["device"],
-                             input=layer.name, spacing=job["spacing"])
+        if job["planes"] is None:
+            call = format_call(f"{MODULE}.{op.name}", job["args"], job["kwargs"])
+        else:  # each plane (or volume) on its own
+            call = format_call(f"{MODULE}.each_plane", (job["planes"], *job["args"]),
+                               job["kwargs"], image=f"{MODULE}.{op.name}, image")
+        record = call_record(f"{MODULE}.{op.name}", call, parameters=job["values"],
+                             device=job["kwargs"]["device"], input=layer.name,
+                             spacing=job["spacing"], planes=job["planes"])
         kwargs = {
             "name": f"{op.name}({layer.name})",
             "metadata": {"torchscope": record},

@@ -7,7 +7,8 @@ Shared by every torchscope dock:
   effect at the next yield. Errors reach the user as a napari notification.
 - :func:`compute_in_blocks`: the generator for a filter call: the function runs lazily on a dask
   view of the image and the result is computed block by block
-  (:func:`torchscope.backend.compute_blocks`), so the progress bar moves and Stop works.
+  (:func:`torchscope.backend.compute_blocks`), so the progress bar moves and Stop works;
+  :func:`compute_per_plane` the same for each 2D plane or 3D volume of a stack.
 - :func:`format_call`, :func:`spatial_properties`, :func:`add_or_update_layer`: output layers
   that carry the input's geometry and the exact call that made them.
 
@@ -70,6 +71,32 @@ def block_chunks(shape, *, single_block_size=None, n_blocks=None, min_chunk=None
             break
         chunks[axis] = math.ceil(chunks[axis] / 2)
     return tuple(chunks)
+
+
+def compute_per_plane(function, data, ndim, args=(), kwargs=None):
+    """Run ``function(plane, *args, **kwargs)`` on every ``ndim``-D sub-array over the last
+    ``ndim`` axes of ``data`` (each 2D plane or 3D volume of a time series or channel stack),
+    one after another, each block by block (:func:`compute_in_blocks`).
+
+    A generator for a thread worker: yields ``(planes_done, planes_total)`` and returns the
+    results stacked in ``data``'s shape (the functions keep the shape) as a numpy array.
+    """
+    lead = tuple(data.shape[:-ndim]) if ndim < data.ndim else ()
+    total = math.prod(lead)
+    out = None
+    yield 0, total
+    for done, index in enumerate(np.ndindex(*lead), start=1):
+        part = compute_in_blocks(function, data[index], args, kwargs)
+        try:
+            while True:
+                next(part)
+        except StopIteration as stop:
+            result = np.asarray(stop.value)
+        if out is None:
+            out = np.empty(data.shape, dtype=result.dtype)
+        out[index] = result
+        yield done, total
+    return out
 
 
 def compute_in_blocks(function, data, args=(), kwargs=None):
