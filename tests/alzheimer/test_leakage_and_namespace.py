@@ -40,3 +40,30 @@ def test_shipped_demo_model_matches_its_card():
     cohort = az.phantom_cohort(6, seed=2024)
     p = az.predict(model, cohort.slices)
     assert p.shape == (6,) and np.all((p >= 0) & (p <= 1))
+
+
+def test_familiarity_tells_training_like_slices_from_others():
+    from torchscope.alzheimer._inference import FAMILIARITY_MARGIN_DB
+
+    # the shipped demo model on a fresh phantom cohort (never trained on) against slices no
+    # brain MRI gives: uniform grey, noise, a slice shifted sideways, an empty slice (which
+    # reconstructs almost perfectly, yet gets P(AD) near 1)
+    model = az.load_model(az.demo_model_path())
+    history = model.history
+    validation = history["ae_val_psnr"][history["best"]["autoencoder_epoch"] - 1]
+    slices = az.phantom_cohort(6, seed=2024).slices
+    psnr, reported, familiar = az.familiarity(model, slices)
+    assert reported == pytest.approx(validation)
+    assert psnr.shape == (6,) and familiar.all()
+    assert np.all(np.abs(psnr - validation) < 3.0)  # as well as the validation slices
+    # independently: 10 log10(1 / MSE) of the autoencoder's own reconstruction
+    mse = np.mean((az.reconstruct(model, slices[0]) - slices[0]) ** 2)
+    assert psnr[0] == pytest.approx(10 * np.log10(1 / mse), abs=1e-4)
+    rng = np.random.default_rng(0)
+    strange = [np.full(slices[0].shape, 0.5), rng.random(slices[0].shape),
+               np.roll(slices[0], 30, axis=1)]
+    for image in strange:
+        p, v, ok = az.familiarity(model, image)
+        assert isinstance(ok, bool) and not ok and p < v - FAMILIARITY_MARGIN_DB
+    p, v, ok = az.familiarity(model, np.zeros(slices[0].shape))
+    assert p > v and not ok  # no contrast: no brain

@@ -212,6 +212,10 @@ def test_classify_a_2d_slice_with_a_saved_model(viewer, qtbot, tmp_path):
     wait(qtbot, widget)
     expected = az.predict(model, az.normalise_slice(slice_))
     assert widget.probability == pytest.approx(expected, abs=1e-6)
+    psnr, validation, familiar = az.familiarity(model, az.normalise_slice(slice_))
+    assert familiar and widget.familiar
+    assert f"autoencoder reconstruction {psnr:.1f} dB (validation {validation:.1f} dB)" in \
+        widget.result.value and "unlike" not in widget.result.value
     layer = viewer.layers["occlusion(slice)"]
     assert layer.data.shape == slice_.shape
     np.testing.assert_allclose(layer.scale, (0.5, 0.5))
@@ -226,6 +230,20 @@ def test_classify_a_2d_slice_with_a_saved_model(viewer, qtbot, tmp_path):
                         network="classifier")["conv2"],
         atol=1e-5,
     )
+
+
+def test_a_slice_unlike_the_training_slices_is_flagged(viewer, qtbot):
+    # a sideways-shifted slice: the model still gives a probability, but the dock says the
+    # slice is unlike its training slices (the autoencoder reconstructs it far worse)
+    slice_ = np.roll(az.phantom_cohort(2, seed=9).slices[0], 30, axis=1)
+    viewer.add_image(slice_, name="shifted")
+    widget = ClassifyWidget(viewer)
+    widget.patch.value = widget.stride.value = 88
+    widget.run()
+    wait(qtbot, widget)
+    assert widget.familiar is False
+    assert "unlike the model's training slices" in widget.result.value
+    assert 0.0 <= widget.probability <= 1.0
 
 
 def test_classify_refuses_a_missing_model_file(viewer, notifications):

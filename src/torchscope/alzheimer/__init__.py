@@ -22,7 +22,8 @@ Use
     :func:`predict` (probability of AD), :func:`evaluate` (:class:`Metrics`, with the
     nWBV + age logistic-regression baseline), :func:`reconstruct` (the autoencoder's output),
     :func:`feature_maps` (the paper's Fig. 3 activations), :func:`occlusion_map` (which regions
-    drive the decision), :func:`save_model` / :func:`load_model` (safetensors, no pickle),
+    drive the decision), :func:`familiarity` (whether the autoencoder reconstructs a slice as
+    well as its validation slices: a check that the slice resembles the training data), :func:`save_model` / :func:`load_model` (safetensors, no pickle),
     :func:`demo_model_path` (the shipped phantom-trained demo).
 Leakage
     :func:`leakage_demo`: random labels, split by slice versus by subject.
@@ -53,6 +54,7 @@ _SUBMODULES = {
     "reconstruct": "_inference",
     "feature_maps": "_inference",
     "occlusion_map": "_inference",
+    "familiarity": "_inference",
     "evaluate": "_metrics",
     "Metrics": "_metrics",
     "save_model": "_persist",

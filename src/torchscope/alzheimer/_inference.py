@@ -247,3 +247,62 @@ def occlusion_map(model, slice_, *, patch=16, stride=8, fill=None, units="probab
         total[i:i + patch, j:j + patch] += d
         count[i:i + patch, j:j + patch] += 1
     return (total / count).astype(np.float32)
+
+
+#: How far below the model's validation PSNR a slice's reconstruction may fall before
+#: :func:`familiarity` calls the slice unlike the training data: 6 dB, four times the
+#: validation's mean squared error.
+FAMILIARITY_MARGIN_DB = 6.0
+#: The least contrast (standard deviation over the slice) that :func:`familiarity` accepts,
+#: as a fraction of the training slices' (the model's ``std``): an empty or uniform slice
+#: reconstructs easily, yet is no brain slice.
+FAMILIARITY_MIN_CONTRAST = 0.25
+
+
+def familiarity(model, slice_or_slices, *, device=None, batch_size=32):
+    """How well the autoencoder reconstructs slices, against how well it did on validation.
+
+    The autoencoder was trained to reproduce the training slices; a slice it reconstructs much
+    worse than the validation slices (noise, another contrast or brightness, a slice shifted
+    off the model's grid position) is unlike anything the classifier saw, and its
+    :func:`predict` probability means little. So is a slice with far less contrast than the
+    training slices (empty or uniform), which reconstructs easily. PSNR is the training's:
+    ``10 log10(1 / MSE)`` on [0, 1] images. A check, not a guarantee: a slice upside down,
+    for one, reconstructs about as well as the right way up.
+
+    Parameters
+    ----------
+    model : Trained
+    slice_or_slices : array_like, shape (H, W) or (N, H, W)
+        Slices scaled to [0, 1], on the model's grid.
+    device : None, str or torch.device
+    batch_size : int, optional
+
+    Returns
+    -------
+    psnr : float or numpy.ndarray of float
+        Reconstruction PSNR (dB) of each slice.
+    validation_psnr : float
+        The validation PSNR (dB) at the autoencoder's selected epoch (NaN when the model's
+        history does not hold it).
+    familiar : bool or numpy.ndarray of bool
+        ``psnr >= validation_psnr - FAMILIARITY_MARGIN_DB`` (not checked when the history
+        holds no validation PSNR), and the slice's standard deviation at least
+        ``FAMILIARITY_MIN_CONTRAST`` times the training slices'.
+    """
+    _check_model(model)
+    a, single = _stack(model, slice_or_slices)
+    r = reconstruct(model, a, device=device, batch_size=batch_size)
+    mse = np.mean((r.astype(np.float64) - a.astype(np.float64)) ** 2, axis=(1, 2))
+    psnr = 10 * np.log10(1.0 / np.maximum(mse, 1e-12))
+    history = getattr(model, "history", None) or {}
+    values = history.get("ae_val_psnr") or []
+    epoch = (history.get("best") or {}).get("autoencoder_epoch") or len(values)
+    validation = float(values[epoch - 1]) if values and 1 <= epoch <= len(values) else math.nan
+    familiar = (psnr >= validation - FAMILIARITY_MARGIN_DB) if math.isfinite(validation) \
+        else np.ones(len(psnr), dtype=bool)
+    contrast = a.astype(np.float64).std(axis=(1, 2))
+    familiar &= contrast >= FAMILIARITY_MIN_CONTRAST * float(model.config["std"])
+    if single:
+        return float(psnr[0]), validation, bool(familiar[0])
+    return psnr, validation, familiar

@@ -113,6 +113,7 @@ def _classify(job):
     probability = az.predict(model, slice_, device=device)
     yield 3, steps
     reconstruction = az.reconstruct(model, slice_, device=device)
+    familiarity = az.familiarity(model, slice_, device=device)
     yield 4, steps
     network, layer = job["features"]
     maps = az.feature_maps(model, slice_, layers=[layer], network=network, device=device)[layer]
@@ -128,6 +129,7 @@ def _classify(job):
         "error": np.abs(slice_ - reconstruction),
         "features": maps,
         "occlusion": occlusion,
+        "familiarity": familiarity,
     }
 
 
@@ -146,6 +148,7 @@ class ClassifyWidget(Container):
         self._outputs = weakref.WeakKeyDictionary()  # input layer -> {name: output layer}
         self._syncing = False
         self.probability = None
+        self.familiar = None  # whether the last slice resembles the training slices
         self._default_axis, self._default_index = _slice_defaults()
 
         self._image = ComboBox(name="image", label="MRI", choices=self._layer_choices)
@@ -350,7 +353,7 @@ class ClassifyWidget(Container):
             show_error(str(error))
             return None
         self.show_slice()
-        self.probability = None
+        self.probability = self.familiar = None
         self._result.value = ""  # no stale result while (or if) this run fails
         return self._controls.start(
             _classify, job, returned=partial(self._write, job),
@@ -438,11 +441,19 @@ class ClassifyWidget(Container):
         calls = self._calls(job)
         where = "" if job["axis"] is None else f", axis {job['axis']}, slice {job['index']}"
         model = "demo model" if job["demo"] else Path(job["model_path"]).name
+        psnr, validation, familiar = result["familiarity"]
+        self.familiar = familiar
+        check = (f"autoencoder reconstruction {psnr:.1f} dB (validation {validation:.1f} dB)"
+                 if np.isfinite(validation) else f"autoencoder reconstruction {psnr:.1f} dB")
+        warning = "" if familiar else (
+            "<br><b style='color: orange'>This slice is unlike the model's training slices "
+            "(the autoencoder reconstructs it far worse than its validation slices): the "
+            "probability may mean little.</b>")
         self._result.value = (
             f"<b style='font-size: large'>P(AD or MCI) = {p:.3f}</b><br>"
-            f"{layer.name}{where}; {model}<br><small>Overlay: red regions push towards AD, "
-            "blue towards healthy. Reconstruction, |error| and feature maps are hidden "
-            "layers.</small>"
+            f"{layer.name}{where}; {model}; {check}{warning}<br><small>Overlay: red regions "
+            "push towards AD, blue towards healthy. Reconstruction, |error| and feature maps "
+            "are hidden layers.</small>"
         )
         parameters = {"model": "demo" if job["demo"] else job["model_path"],
                       "axis": job["axis"], "index": job["index"]}
