@@ -302,6 +302,15 @@ def test_dock_and_samples_open_through_napari(viewer):
     np.testing.assert_allclose(kernel.data.sum(), 1.0, rtol=1e-5)
     [clock] = viewer.open_sample(PLUGIN, "deblur_clock")
     assert clock.data.shape == (300, 400)
+    # the colour sample: an RGB layer, blurred per channel by the same seeded kernel
+    colour, kernel2 = viewer.open_sample(PLUGIN, "deblur_astronaut")
+    assert colour.rgb and colour.data.shape == (512, 512, 3)
+    np.testing.assert_array_equal(kernel2.data, kernel.data)
+    namespace = {"torchscope": torchscope, "skimage": __import__("skimage.data")}
+    exec(colour.metadata["torchscope"]["call"], namespace)  # noqa: S102 - the recorded call
+    np.testing.assert_allclose(colour.data, namespace["image"], atol=1e-6)
+    red = deblur.blur(data.astronaut()[..., 0] / 255, kernel.data.astype(np.float64))
+    assert np.abs(colour.data[..., 0] - red).std() < 0.02  # that channel, up to the 1 % noise
 
 
 def test_default_scorer_is_the_shipped_cnn(viewer, wait_until_done):

@@ -318,6 +318,29 @@ DEBLUR_SEED = 5
 DEBLUR_KERNEL_SIZE, DEBLUR_NOISE = 19, 0.01
 
 
+def _motion_blurred(sharp, name, source):
+    """``sharp`` (in [0, 1]; grey or colour) blurred by the samples' seeded motion kernel, and
+    that kernel as a second layer right of the image's bottom corner (at the image's pixel
+    size; the deblur dock draws its estimate right of the top corner). ``source`` is the
+    Python expression of ``sharp``, for the recorded call."""
+    from torchscope.deblur import blur, motion_kernel
+
+    kernel = motion_kernel(DEBLUR_KERNEL_SIZE, rng=DEBLUR_SEED)
+    blurred = blur(sharp, kernel, noise_sigma=DEBLUR_NOISE, rng=DEBLUR_SEED)
+    call = (f"kernel = torchscope.deblur.motion_kernel({DEBLUR_KERNEL_SIZE}, rng={DEBLUR_SEED})\n"
+            f"image = torchscope.deblur.blur({source}, kernel, "
+            f"noise_sigma={DEBLUR_NOISE}, rng={DEBLUR_SEED})")
+    meta = {"torchscope": {"call": call}}
+    return [
+        (blurred.astype(np.float32), {"name": name, "rgb": sharp.ndim == 3, "metadata": meta},
+         "image"),
+        (kernel.astype(np.float32), {"name": "true kernel", "colormap": "inferno",
+                                     "translate": (float(sharp.shape[0] - kernel.shape[0]),
+                                                   sharp.shape[1] + 4.0),
+                                     "metadata": meta}, "image"),
+    ]
+
+
 def deblur_camera():
     """napari sample: scikit-image's ``camera`` (512 x 512, bundled) blurred by a random motion.
 
@@ -328,23 +351,18 @@ def deblur_camera():
     """
     from skimage import data
 
-    from torchscope.deblur import blur, motion_kernel
+    return _motion_blurred(data.camera().astype(np.float32) / 255, "camera, motion-blurred",
+                           "skimage.data.camera() / 255")
 
-    kernel = motion_kernel(DEBLUR_KERNEL_SIZE, rng=DEBLUR_SEED)
-    sharp = data.camera().astype(np.float32) / 255
-    blurred = blur(sharp, kernel, noise_sigma=DEBLUR_NOISE, rng=DEBLUR_SEED)
-    call = (f"kernel = torchscope.deblur.motion_kernel({DEBLUR_KERNEL_SIZE}, rng={DEBLUR_SEED})\n"
-            "image = torchscope.deblur.blur(skimage.data.camera() / 255, kernel, "
-            f"noise_sigma={DEBLUR_NOISE}, rng={DEBLUR_SEED})")
-    meta = {"torchscope": {"call": call}}
-    return [
-        (blurred.astype(np.float32), {"name": "camera, motion-blurred", "metadata": meta},
-         "image"),
-        (kernel.astype(np.float32), {"name": "true kernel", "colormap": "inferno",
-                                     "translate": (float(sharp.shape[0] - kernel.shape[0]),
-                                                   sharp.shape[1] + 4.0),
-                                     "metadata": meta}, "image"),
-    ]
+
+def deblur_astronaut():
+    """napari sample: scikit-image's ``astronaut`` (512 x 512 x 3, bundled), in colour, blurred
+    by the same random motion as :func:`deblur_camera` (each channel; the true kernel is a
+    second layer). The dock estimates the kernel on its luminance and deblurs it in colour."""
+    from skimage import data
+
+    return _motion_blurred(data.astronaut().astype(np.float32) / 255, "astronaut, motion-blurred",
+                           "skimage.data.astronaut() / 255")
 
 
 def deblur_clock():
