@@ -256,6 +256,30 @@ def test_refused_inputs_are_notifications(viewer, notifications):
     assert widget.run() is None and widget.worker is None
     assert widget.marks_from_object() is None and len(viewer.layers) == layers
     assert sum("'nan' contains NaN" in str(n.message) for n in notifications()) == 2
+    # a float object beyond [0, 1] is no transmission map: refused, not simulated with a
+    # dose thousands of times the one asked for
+    widget.object.value = viewer.add_image(ghost.sample_object("gear", 32) * 800, name="bright")
+    assert widget.run() is None
+    assert any("'bright' holds values from 0 to 800" in str(n.message) for n in notifications())
+
+
+def test_an_integer_object_is_a_transmission_from_0_to_1(viewer, wait_until_done):
+    # a uint16 layer is divided by 65535 (as skimage's img_as_float), and the record says so
+    obj = ghost.sample_object("gear", 32)
+    layer = viewer.add_image(np.round(obj * 65535).astype(np.uint16), name="gear16")
+    widget = GhostWidget(viewer)
+    run(widget, wait_until_done, object=layer, ratio=0.25, methods=["pinv", "tv"],
+        iterations=40)
+    b, p = console_measurement(np.round(obj * 65535) / 65535)
+    expected = pinv_and_tv(b, p, lam=0.02)
+    for method, image in expected.items():
+        output = viewer.layers[f"{method}(gear16)"]
+        np.testing.assert_allclose(output.data, image, rtol=1e-6, atol=1e-6 * abs(image).max())
+        record = output.metadata["torchscope"]["call"]
+        assert "obj = viewer.layers['gear16'].data / 65535" in record
+        namespace = {"viewer": viewer, "torchscope": __import__("torchscope")}
+        exec(record, namespace)  # noqa: S102
+        np.testing.assert_array_equal(namespace["image"], output.data)
 
 
 def test_cnr_curve_dock_equals_cnr_curve(viewer, qtbot, wait_until_done):

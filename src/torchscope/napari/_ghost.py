@@ -253,13 +253,33 @@ class SimulationForm:
         layer = self.object.value
         if layer is None:
             raise ValueError("Choose an object layer (a 2D image of the object's transmission).")
-        obj = np.asarray(layer.data, dtype=np.float64)
+        data = np.asarray(layer.data)
+        obj = data.astype(np.float64)
+        if np.issubdtype(data.dtype, np.integer):  # as skimage's img_as_float: 0 to 1
+            obj /= np.iinfo(data.dtype).max
+        if obj.ndim != 2:
+            raise ValueError(f"Object {layer.name!r} has shape {obj.shape}; choose a 2D image "
+                             "of the object's transmission.")
         if obj.shape[0] != obj.shape[1]:
             raise ValueError(f"Object {layer.name!r} is {obj.shape[0]} x {obj.shape[1]} pixels; "
                              "masks are square: crop or resize it to n x n (n = 32, 64, ...).")
         if not np.isfinite(obj).all():
             raise ValueError(f"Object {layer.name!r} contains NaN or infinite values.")
+        low, high = float(obj.min()), float(obj.max())
+        if low < -1e-6 or high > 1 + 1e-6:
+            raise ValueError(
+                f"Object {layer.name!r} holds values from {low:.4g} to {high:.4g}; the object "
+                "is a transmission map from 0 to 1 (integer layers are divided by their type's "
+                "maximum): rescale it, e.g. divide it by its maximum.")
         return layer, obj
+
+    def object_line(self, layer):
+        """The console line that makes :meth:`object_array`'s ``obj`` from ``layer``."""
+        line = f"obj = viewer.layers[{layer.name!r}].data"
+        dtype = np.asarray(layer.data).dtype
+        if np.issubdtype(dtype, np.integer):
+            line += f" / {np.iinfo(dtype).max}"
+        return line
 
     def patterns_spec(self, n):
         """``(spec, call)``: what :func:`measure` takes, and the Python line that makes it."""
@@ -513,7 +533,7 @@ class GhostWidget(Container):
                                                       simulation, image="obj, patterns")
             job.update(layer=layer, input=layer.name, obj=obj, patterns_spec=spec,
                        simulation=simulation,
-                       lines=[f"obj = viewer.layers[{layer.name!r}].data", patterns_line,
+                       lines=[self._form.object_line(layer), patterns_line,
                               buckets_line])
         else:
             layer = self._measurement.value
