@@ -129,3 +129,5 @@ def test_each_plane_refuses_bad_ndim():
         F.each_plane(F.gaussian, np.zeros((4, 4)), 4, 1.0)
     with pytest.raises(ValueError, match="fewer than ndim=3"):
         F.each_plane(F.gaussian, np.zeros((4, 4)), 3, 1.0)
+    with pytest.raises(ValueError, match="no plane"):
+        F.each_plane(F.gaussian, np.zeros((0, 4, 4)), 2, 1.0)

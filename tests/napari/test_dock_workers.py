@@ -118,6 +118,27 @@ def test_plane_geometry_of_a_volume_keeps_in_plane_transforms_only():
     for z in (0.0, 4.0):  # the plane's placement does not depend on the slice
         np.testing.assert_allclose(_world(out, (5.0, 9.0)), _world(in_plane, (z, 5.0, 9.0))[-2:],
                                    atol=1e-9)
+    # a shear or affine that makes z depend on y keeps the plane where it is: kept
+    for transform in ({"shear": [0.5, 0.0, 0.4]},
+                      {"affine": [[1, 0.3, 0, 0], [0, 1, 0.4, 0], [0, 0, 1, 0], [0, 0, 0, 1]]}):
+        coupled = Image(np.zeros((6, 20, 30)), scale=(3.0, 0.5, 0.7), **transform)
+        out = Image(np.zeros((20, 30)), **plane_geometry(coupled, 2))
+        for z in (0.0, 4.0):
+            np.testing.assert_allclose(_world(out, (5.0, 9.0)),
+                                       _world(coupled, (z, 5.0, 9.0))[-2:], atol=1e-9)
     # a rotation that tilts the plane (about an in-plane axis) has no 2D restriction
     tilted = Image(np.zeros((6, 20, 30)), rotate=[[c, -s, 0], [s, c, 0], [0, 0, 1]])
     assert "rotate" not in plane_geometry(tilted, 2)
+
+
+def test_plane_geometry_takes_a_lower_triangular_shear():
+    # napari keeps a lower triangular shear as a whole matrix (an upper one as a vector)
+    from napari.layers import Image
+
+    from torchscope.napari._workers import plane_geometry
+
+    source = Image(np.zeros((20, 30)), shear=[[1, 0], [0.3, 1]], rotate=20.0, scale=(2.0, 3.0))
+    for ndim in (2, 3):
+        out = Image(np.zeros((2,) * (ndim - 2) + (20, 30)), **plane_geometry(source, ndim))
+        np.testing.assert_allclose(_world(out, (1,) * (ndim - 2) + (5.0, 7.0))[-2:],
+                                   _world(source, (5.0, 7.0)), atol=1e-9)

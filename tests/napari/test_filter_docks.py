@@ -142,6 +142,17 @@ def test_each_plane_or_volume_of_a_time_series_on_its_own(viewer, stack, wait_un
     widget.run()
     wait_until_done(widget)
     assert_same(viewer.layers["gaussian(series)"].data, F.gaussian(series, 1.0))
+    # Sobel along one of the layer's axes, per plane: the same axis of the layer (it was
+    # taken as that index within the plane); a leading axis is refused
+    edges = FilterWidget(viewer, ("sobel",))
+    edges.image.value = layer
+    set_values(edges, {"axis": 2, "apply_to": 2})
+    edges.run()
+    wait_until_done(edges)
+    assert_same(viewer.layers["sobel(series)"].data,
+                 [[F.sobel(p, axis=0) for p in v] for v in series])  # y of each (y, x) plane
+    set_values(edges, {"axis": 1})
+    assert edges.run() is None and edges.worker is None
     # a 2D layer has nothing to choose
     widget.image.value = viewer.add_image(stack[0], name="plane")
     assert widget.apply_to.native.isHidden()

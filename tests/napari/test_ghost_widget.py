@@ -110,6 +110,12 @@ def test_results_and_marks_lie_on_a_rotated_sheared_object(viewer, wait_until_do
         for index in ((0.0, 0.0), (10.0, 20.0), (31.0, 5.5)):
             np.testing.assert_allclose(layer.data_to_world(index), obj.data_to_world(index),
                                        atol=1e-9)
+    # the object straightened, run again: the updated result drops the old transforms
+    obj.rotate, obj.shear, obj.affine = 0.0, [0.0], np.eye(3)
+    run(widget, wait_until_done, object=obj, ratio=0.25, methods=["pinv"])
+    result = viewer.layers["pinv(gear)"]
+    np.testing.assert_allclose(result.data_to_world((10.0, 20.0)), obj.data_to_world((10.0, 20.0)),
+                               atol=1e-9)
 
 
 def test_cnr_from_a_labels_layer(viewer, gear, qtbot, wait_until_done):

@@ -305,7 +305,8 @@ def each_plane(function, image, ndim, *args, **kwargs):
     Raises
     ------
     ValueError
-        If ``ndim`` is not 2 or 3, or ``image`` has fewer than ``ndim`` dimensions.
+        If ``ndim`` is not 2 or 3, or ``image`` has fewer than ``ndim`` dimensions or no
+        plane (a leading axis of length 0).
     """
     if ndim not in (2, 3) or isinstance(ndim, bool):
         raise ValueError(f"ndim must be 2 or 3 (the axes of each plane or volume), got {ndim!r}.")
@@ -313,6 +314,8 @@ def each_plane(function, image, ndim, *args, **kwargs):
     if data.ndim < ndim:
         raise ValueError(f"image has shape {data.shape}: fewer than ndim={ndim} axes.")
     lead = data.shape[:data.ndim - ndim]
+    if 0 in lead:
+        raise ValueError(f"image has shape {data.shape}: no plane to filter.")
     planes = [function(data[index], *args, **kwargs) for index in np.ndindex(*lead)]
     if is_dask(data):
         import dask.array as da

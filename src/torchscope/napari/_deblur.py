@@ -269,14 +269,14 @@ class DeblurWidget(Container):
 
     def _start(self, job, *args, returned):
         """Start ``job`` in the controls' worker; Re-estimate waits while it runs."""
-        worker = self.controls.start(job, *args, description="Deblur", returned=returned)
-        self.reestimate_button.enabled = False
 
         def done():
             if not dock_closed(self):
                 self.reestimate_button.enabled = True
 
-        worker.finished.connect(done)
+        worker = self.controls.start(job, *args, description="Deblur", returned=returned,
+                                     finished=done)
+        self.reestimate_button.enabled = False
         return worker
 
     # ----------------------------------------------------------------- writing layers (main thread)

@@ -426,6 +426,15 @@ class FilterWidget(Container):
         planes = self._apply_to.value if layer.ndim > 2 else ALL_AXES
         if planes is not None and planes >= layer.ndim:
             planes = ALL_AXES
+        if planes is not None and kwargs.get("axis") is not None:
+            # the layer's axis, counted within each plane (or volume)
+            lead = layer.ndim - planes
+            if kwargs["axis"] < lead:
+                raise ValueError(
+                    f"{op.title}: axis {kwargs['axis']} ({layer.axis_labels[kwargs['axis']]}) is "
+                    f"not an axis of each plane; choose one of the last {planes} axes, or apply "
+                    "to all axes.")
+            kwargs["axis"] -= lead
         spacing = None
         if op.spacing:
             if self._units.value == PHYSICAL:

@@ -978,8 +978,8 @@ class PtychoWidget(Container):
         worker.yielded.connect(partial(self._show, layer))
         worker.returned.connect(self._returned)
         worker.aborted.connect(self._stopped)
-        worker.paused.connect(lambda: setattr(self.pause_button, "text", "Resume"))
-        worker.resumed.connect(lambda: setattr(self.pause_button, "text", "Pause"))
+        worker.paused.connect(partial(self._pause_text, "Resume"))
+        worker.resumed.connect(partial(self._pause_text, "Pause"))
         worker.finished.connect(self._finished)
         layer.visible = False  # the patterns would cover the live object
         self._start(worker, reconstruction=True)
@@ -992,6 +992,10 @@ class PtychoWidget(Container):
         self.pause_button.enabled = self.stop_button.enabled = reconstruction
         self.pause_button.text = "Pause"
         worker.start()
+
+    def _pause_text(self, text):
+        if not dock_closed(self):  # a pause that took effect as the viewer closed
+            self.pause_button.text = text
 
     def pause(self):
         """Pause the running reconstruction at its next snapshot, or resume it (Pause/Resume)."""

@@ -193,14 +193,16 @@ class RunControls(Container):
         """True while a job runs."""
         return self.worker is not None
 
-    def start(self, generator_function, *args, returned, description="", failed=None, **kwargs):
+    def start(self, generator_function, *args, returned, description="", failed=None,
+              finished=None, **kwargs):
         """Run ``generator_function(*args, **kwargs)`` in a napari thread worker.
 
         The generator yields ``(done, total)`` to move the progress bar. ``returned`` is called
         in the main thread with the generator's return value when it ran to the end; an
         exception is shown as an error notification prefixed by ``description``, then passed
         to ``failed`` when given (a dock's status line, which would otherwise go on saying
-        what the job was doing).
+        what the job was doing). ``finished``, when given, is called in the main thread when
+        the worker ends, however it ends.
 
         Returns
         -------
@@ -224,6 +226,8 @@ class RunControls(Container):
         worker.returned.connect(on_returned)
         worker.aborted.connect(lambda: show_info(f"{description} stopped; nothing was written."))
         worker.finished.connect(self._on_finished)
+        if finished is not None:  # connected before the start: a quick job cannot miss it
+            worker.finished.connect(finished)
         self.worker = worker
         self.progress.value = 0
         self.run_button.enabled = False
@@ -333,10 +337,21 @@ def spatial_properties(layer):
 
 
 def _shear_matrix(shear, k):
-    """napari's shear vector (the upper triangle of the shear matrix, by rows) as a matrix."""
+    """A layer's ``shear`` as a k x k matrix: napari gives the upper triangle of an upper
+    triangular shear matrix as a vector (by rows), and a lower triangular one whole."""
+    shear = np.asarray(shear, dtype=float)
+    if shear.ndim == 2:
+        return shear
     upper = np.eye(k)
-    upper[np.triu_indices(k, 1)] = np.asarray(shear, dtype=float)
+    upper[np.triu_indices(k, 1)] = shear
     return upper
+
+
+def _shear_value(matrix):
+    """A shear matrix as napari takes it: the vector of an upper triangular one, else whole."""
+    if np.allclose(np.tril(matrix, -1), 0):
+        return matrix[np.triu_indices(len(matrix), 1)]
+    return matrix
 
 
 def with_leading_axes(props, lead, labels=None):
@@ -361,7 +376,7 @@ def with_leading_axes(props, lead, labels=None):
     if "rotate" in props:
         out["rotate"] = widen(props["rotate"])
     if "shear" in props:
-        out["shear"] = widen(_shear_matrix(props["shear"], k))[np.triu_indices(ndim, 1)]
+        out["shear"] = _shear_value(widen(_shear_matrix(props["shear"], k)))
     if "affine" in props:
         affine = np.asarray(props["affine"], dtype=float)
         full = np.eye(ndim + 1)
@@ -384,16 +399,18 @@ def plane_geometry(layer, ndim):
     plane = {key: tuple(props[key][-2:]) for key in ("scale", "translate", "axis_labels",
                                                       "units")}
 
-    def block(matrix):  # the last two axes' block of a k x k matrix; None if it mixes
+    def block(matrix):  # the last two axes' block of a k x k matrix; None if the plane's
+        # world coordinates depend on the other axes (those depending on the plane's do not
+        # move it: the block of a product of such matrices is the product of their blocks)
         m = np.asarray(matrix, dtype=float)
-        if not (np.allclose(m[:k - 2, k - 2:], 0) and np.allclose(m[k - 2:, :k - 2], 0)):
+        if not np.allclose(m[k - 2:, :k - 2], 0):
             return None
         return m[k - 2:, k - 2:]
 
     if "rotate" in props and (rotate := block(props["rotate"])) is not None:
         plane["rotate"] = rotate
     if "shear" in props and (shear := block(_shear_matrix(props["shear"], k))) is not None:
-        plane["shear"] = shear[np.triu_indices(2, 1)]
+        plane["shear"] = _shear_value(shear)
     if "affine" in props:
         affine = np.asarray(props["affine"], dtype=float)
         if (linear := block(affine[:k, :k])) is not None:
@@ -447,6 +464,12 @@ def add_or_update_layer(viewer, layer, data, kwargs, layer_type):
         layer.data = data
         for key, value in kwargs.items():
             if key not in ("name", "colormap", "rgb"):
+                setattr(layer, key, value)
+        ndim = layer.ndim
+        identity = {"rotate": np.eye(ndim), "shear": np.zeros(ndim * (ndim - 1) // 2),
+                    "affine": np.eye(ndim + 1)}
+        for key, value in identity.items():
+            if key not in kwargs:  # the input has lost that transform since the last run
                 setattr(layer, key, value)
         if layer_type == "image":
             layer.reset_contrast_limits()
