@@ -292,6 +292,10 @@ def test_reestimate_waits_for_the_running_job(viewer, widget, notifications, wai
     assert sum("a job is running" in str(n.message) for n in notifications()) == 2
     wait_until_done(widget, timeout=120_000)
     assert widget.reestimate_button.enabled
+    # the image removed: Re-estimate says so instead of computing from a layer no longer shown
+    viewer.layers.remove(viewer.layers["blurred"])
+    assert widget.reestimate() is None
+    assert any("'blurred' was removed" in str(n.message) for n in notifications())
 
 
 def test_dock_and_samples_open_through_napari(viewer):

@@ -250,6 +250,9 @@ class DeblurWidget(Container):
                 raise ValueError("a job is running; wait for it or stop it first.")
             if shapes is None or shapes not in self._viewer.layers or layer is None:
                 raise ValueError("run first: there is no regions layer to take a rectangle from.")
+            if layer not in self._viewer.layers:
+                raise ValueError(f"the image {layer.name!r} was removed from the viewer; run on "
+                                 "an image in the viewer.")
             selected = sorted(shapes.selected_data)
             if len(selected) != 1:
                 raise ValueError(f"select exactly one rectangle in {shapes.name!r} "
