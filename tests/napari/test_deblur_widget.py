@@ -174,6 +174,27 @@ def test_reestimate_from_a_moved_rectangle(viewer, widget, blurred, wait_until_d
     assert tuple(layer.metadata["torchscope"]["box"]) == box
 
 
+def test_outputs_on_a_rotated_image(viewer, blurred, wait_until_done):
+    # every output on the image's pixels, and the kernel right of its top corner at its pixel
+    # size, through the rotation (the kernel was shifted in the unrotated frame, off the image)
+    image = viewer.add_image(blurred, name="tilted", rotate=30.0, scale=(2.0, 1.5),
+                             translate=(5.0, -4.0))
+    widget = DeblurWidget(viewer)
+    widget.image.value = image
+    widget.scorer.value, widget.size.value, widget.stride.value = "variance", 64, 32
+    widget.kernel_size.value, widget.device.value = KERNEL_SIZE, "cpu"
+    widget.run()
+    wait_until_done(widget, timeout=120_000)
+    for name in ("score heatmap (tilted)", "deblurred (tilted)"):
+        np.testing.assert_allclose(viewer.layers[name].data_to_world((10.0, 20.0)),
+                                   image.data_to_world((10.0, 20.0)), atol=1e-9)
+    kernel = viewer.layers["kernel (tilted)"]
+    for index in ((0.0, 0.0), (3.0, 5.0)):
+        np.testing.assert_allclose(
+            kernel.data_to_world(index),
+            image.data_to_world((index[0], index[1] + blurred.shape[1] + 4)), atol=1e-9)
+
+
 def test_a_second_image_gets_its_own_layers(viewer, widget, blurred, wait_until_done):
     """Outputs were kept per kind only: a run on another image wrote into the first image's
     heatmap, kernel and deblurred layers (with their names) and lost its results."""

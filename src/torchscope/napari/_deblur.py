@@ -41,6 +41,7 @@ from torchscope.napari._workers import (
     dock_closed,
     format_call,
     plane_geometry,
+    resampled_geometry,
 )
 
 MODULE = "torchscope.deblur"
@@ -313,10 +314,8 @@ class DeblurWidget(Container):
         estimate = format_call(MODULE + ".estimate_kernel", (options["kernel_size"],),
                                {"method": options["method"], "device": device}, image=crop)
         kernel_call = [line, f"kernel = {estimate}"]
-        kernel_geometry = dict(geometry)
-        scale = np.asarray(geometry["scale"], dtype=float)
-        kernel_geometry["translate"] = tuple(np.asarray(geometry["translate"], dtype=float)
-                                             + scale * np.array([0, image.shape[1] + 4]))
+        # right of the image's top corner, at its pixel size (through its rotation and shear)
+        kernel_geometry = resampled_geometry(geometry, (0, image.shape[1] + 4))
         self._outputs["kernel"] = add_or_update_layer(
             self._viewer, self._outputs.get("kernel"), result["kernel"].astype(np.float32),
             {"name": f"kernel ({name})", "colormap": "inferno", **kernel_geometry,
