@@ -153,7 +153,11 @@ def test_each_plane_or_volume_of_a_time_series_on_its_own(viewer, stack, wait_un
                  [[F.sobel(p, axis=0) for p in v] for v in series])  # y of each (y, x) plane
     set_values(edges, {"axis": 1})
     assert edges.run() is None and edges.worker is None
-    # a 2D layer has nothing to choose
+    # per volume, then a 3D layer: per plane, the nearest choice (not all axes); a 2D layer
+    # has nothing to choose
+    widget.apply_to.value = 3
+    widget.image.value = viewer.add_image(stack, name="volume")
+    assert widget.apply_to.value == 2
     widget.image.value = viewer.add_image(stack[0], name="plane")
     assert widget.apply_to.native.isHidden()
 

@@ -352,7 +352,11 @@ class FilterWidget(Container):
         for _, widget in self._parameters.values():
             if isinstance(widget, ComboBox):
                 widget.reset_choices()
+        wanted = self._apply_to.value
         self._apply_to.reset_choices()
+        if wanted is not None and wanted not in self._apply_to.choices:
+            # "each 3D volume" on a layer with 3 axes: each plane is the nearest choice
+            self._apply_to.value = max(self._apply_to.choices, key=lambda v: v or 0)
         self._apply_to.visible = len(self._apply_to.choices) > 1
         self._update_labels()
 
