@@ -59,6 +59,11 @@ def test_familiarity_tells_training_like_slices_from_others():
     # independently: 10 log10(1 / MSE) of the autoencoder's own reconstruction
     mse = np.mean((az.reconstruct(model, slices[0]) - slices[0]) ** 2)
     assert psnr[0] == pytest.approx(10 * np.log10(1 / mse), abs=1e-4)
+    # a reconstruction already computed gives the same answer without a second pass
+    given = az.familiarity(model, slices[0], reconstruction=az.reconstruct(model, slices[0]))
+    assert given == (pytest.approx(psnr[0], abs=1e-5), reported, True)  # (batched: float32)
+    with pytest.raises(ValueError, match="reconstruction has shape"):
+        az.familiarity(model, slices[0], reconstruction=slices[:2])
     rng = np.random.default_rng(0)
     strange = [np.full(slices[0].shape, 0.5), rng.random(slices[0].shape),
                np.roll(slices[0], 30, axis=1)]

@@ -259,7 +259,7 @@ FAMILIARITY_MARGIN_DB = 6.0
 FAMILIARITY_MIN_CONTRAST = 0.25
 
 
-def familiarity(model, slice_or_slices, *, device=None, batch_size=32):
+def familiarity(model, slice_or_slices, *, reconstruction=None, device=None, batch_size=32):
     """How well the autoencoder reconstructs slices, against how well it did on validation.
 
     The autoencoder was trained to reproduce the training slices; a slice it reconstructs much
@@ -275,6 +275,8 @@ def familiarity(model, slice_or_slices, *, device=None, batch_size=32):
     model : Trained
     slice_or_slices : array_like, shape (H, W) or (N, H, W)
         Slices scaled to [0, 1], on the model's grid.
+    reconstruction : array_like, optional
+        Their reconstruction by :func:`reconstruct`, when already computed (same shape).
     device : None, str or torch.device
     batch_size : int, optional
 
@@ -292,7 +294,14 @@ def familiarity(model, slice_or_slices, *, device=None, batch_size=32):
     """
     _check_model(model)
     a, single = _stack(model, slice_or_slices)
-    r = reconstruct(model, a, device=device, batch_size=batch_size)
+    if reconstruction is None:
+        r = reconstruct(model, a, device=device, batch_size=batch_size)
+    else:
+        r = np.asarray(reconstruction)
+        if r.shape != np.shape(slice_or_slices):
+            raise ValueError(f"reconstruction has shape {r.shape}; the slices have "
+                             f"{np.shape(slice_or_slices)}.")
+        r = r.reshape(a.shape)
     mse = np.mean((r.astype(np.float64) - a.astype(np.float64)) ** 2, axis=(1, 2))
     psnr = 10 * np.log10(1.0 / np.maximum(mse, 1e-12))
     history = getattr(model, "history", None) or {}

@@ -113,7 +113,7 @@ def _classify(job):
     probability = az.predict(model, slice_, device=device)
     yield 3, steps
     reconstruction = az.reconstruct(model, slice_, device=device)
-    familiarity = az.familiarity(model, slice_, device=device)
+    familiarity = az.familiarity(model, slice_, reconstruction=reconstruction)
     yield 4, steps
     network, layer = job["features"]
     maps = az.feature_maps(model, slice_, layers=[layer], network=network, device=device)[layer]
