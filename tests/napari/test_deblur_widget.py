@@ -291,6 +291,13 @@ def test_rgb_is_scored_on_luminance_and_deblurred_in_colour(viewer, widget, blur
     assert [layer.name for layer in viewer.layers].count("deblurred (rgb)") == 1
 
 
+def test_a_uniform_image_is_refused(viewer, notifications):
+    widget = DeblurWidget(viewer)
+    widget.image.value = viewer.add_image(np.full((300, 300), 0.4, np.float32), name="flat")
+    assert widget.run() is None and widget.worker is None
+    assert any("'flat' is uniform" in str(n.message) for n in notifications())
+
+
 @pytest.mark.parametrize("shape, rgb", [((4, 40, 40), False), ((4, 40, 40, 3), True)])
 def test_stacks_are_refused_before_a_job_starts(viewer, notifications, shape, rgb):
     widget = DeblurWidget(viewer)

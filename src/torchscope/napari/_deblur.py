@@ -235,6 +235,9 @@ class DeblurWidget(Container):
             if self.controls.running:
                 raise ValueError("a job is running; wait for it or stop it first.")
             image, line = _gray(layer)
+            if np.ptp(image) == 0:
+                raise ValueError(f"{layer.name!r} is uniform: it holds no edge to estimate a "
+                                 "blur from.")
             options = self._options()
         except ValueError as error:
             show_error(f"Deblur: {error}")
