@@ -64,6 +64,12 @@ def test_familiarity_tells_training_like_slices_from_others():
     assert given == (pytest.approx(psnr[0], abs=1e-5), reported, True)  # (batched: float32)
     with pytest.raises(ValueError, match="reconstruction has shape"):
         az.familiarity(model, slices[0], reconstruction=slices[:2])
+    with pytest.raises(ValueError, match="reconstruction hold NaN"):
+        az.familiarity(model, slices[0], reconstruction=np.full(slices[0].shape, np.nan))
+    with pytest.raises(ValueError, match="reconstruction"):
+        az.familiarity(model, slices[0], reconstruction=5 * slices[0])  # not in [0, 1]
+    with pytest.raises(ValueError, match="slice_or_slices are"):
+        az.familiarity(model, slices[0][:100])
     rng = np.random.default_rng(0)
     strange = [np.full(slices[0].shape, 0.5), rng.random(slices[0].shape),
                np.roll(slices[0], 30, axis=1)]

@@ -131,3 +131,19 @@ def test_each_plane_refuses_bad_ndim():
         F.each_plane(F.gaussian, np.zeros((4, 4)), 3, 1.0)
     with pytest.raises(ValueError, match="no plane"):
         F.each_plane(F.gaussian, np.zeros((0, 4, 4)), 2, 1.0)
+
+
+def test_each_plane_names_what_is_wrong():
+    import torchscope.filters as F
+
+    stack = np.random.default_rng(0).random((3, 16, 20))
+    with pytest.raises(TypeError, match="function must be callable"):
+        F.each_plane("gaussian", stack, 2, 1.0)
+    with pytest.raises(ValueError, match="ndim must be 2 or 3"):
+        F.each_plane(F.gaussian, stack, 2.0, 1.0)
+    with pytest.raises(ValueError, match="the last 2 axes' only"):
+        F.each_plane(F.gaussian, stack, 2, 1.0, spacing=(1.0, 0.5, 0.5))
+    with pytest.raises(ValueError, match=r"returned shape \(20, 16\)"):
+        F.each_plane(lambda p: p.T, stack, 2)  # a plane-changing function was scrambled
+    with pytest.raises(ValueError, match=r"returned shape \(\)"):
+        F.each_plane(F.threshold_value, stack, 2)

@@ -304,19 +304,38 @@ def each_plane(function, image, ndim, *args, **kwargs):
 
     Raises
     ------
+    TypeError
+        If ``function`` is not callable.
     ValueError
-        If ``ndim`` is not 2 or 3, or ``image`` has fewer than ``ndim`` dimensions or no
-        plane (a leading axis of length 0).
+        If ``ndim`` is not 2 or 3, ``image`` has fewer than ``ndim`` dimensions or no plane (a
+        leading axis of length 0), ``spacing`` is not the planes' own, or ``function`` changes
+        a plane's shape.
     """
-    if ndim not in (2, 3) or isinstance(ndim, bool):
+    if not callable(function):
+        raise TypeError(f"function must be callable (e.g. torchscope.filters.gaussian), got "
+                        f"{type(function).__name__}.")
+    if not isinstance(ndim, numbers.Integral) or isinstance(ndim, bool) or ndim not in (2, 3):
         raise ValueError(f"ndim must be 2 or 3 (the axes of each plane or volume), got {ndim!r}.")
+    ndim = int(ndim)
     data = image if is_dask(image) else np.asarray(image)
     if data.ndim < ndim:
         raise ValueError(f"image has shape {data.shape}: fewer than ndim={ndim} axes.")
+    spacing = kwargs.get("spacing")
+    if spacing is not None and np.ndim(spacing) == 1 and len(spacing) != ndim:
+        raise ValueError(f"spacing={tuple(spacing)!r} has {len(spacing)} values; each_plane "
+                         f"passes it to every {ndim}-D plane: give the last {ndim} axes' only.")
     lead = data.shape[:data.ndim - ndim]
     if 0 in lead:
         raise ValueError(f"image has shape {data.shape}: no plane to filter.")
-    planes = [function(data[index], *args, **kwargs) for index in np.ndindex(*lead)]
+    plane_shape = data.shape[data.ndim - ndim:]
+    planes = []
+    for index in np.ndindex(*lead):
+        result = function(data[index], *args, **kwargs)
+        if np.shape(result) != plane_shape:
+            raise ValueError(f"function returned shape {np.shape(result)} for a plane of shape "
+                             f"{plane_shape}; each_plane needs a function that keeps it (a "
+                             "filter, not a measurement).")
+        planes.append(result)
     if is_dask(data):
         import dask.array as da
 
