@@ -118,6 +118,32 @@ def test_raster_positions_grid_jitter_and_integers():
         np.testing.assert_array_equal(np.diff(rows), step)
 
 
+@pytest.mark.parametrize("shape, probe, step, jitter", [
+    ((48, 48), 16, 6.0, 0.5), ((100, 70), (20, 12), (7.0, 5.0), (2.0, 0.0)), ((30, 30), 28, 4.0, 0)])
+def test_raster_grid_is_the_largest_that_keeps_the_probe_inside(shape, probe, step, jitter):
+    # every window, at the largest jitter, lies inside the object with a pixel to spare; one
+    # more position along an axis would not (unless the grid is the minimum, 1)
+    def fits(grid):
+        extent = np.array([(g - 1) * s for g, s in zip(grid, np.broadcast_to(step, 2))])
+        need = extent + np.broadcast_to(probe, 2) + 2 * np.broadcast_to(jitter, 2) + 2
+        return bool(np.all(need <= np.array(shape)))
+
+    grid = ptycho.raster_grid(shape, probe, step, jitter_px=jitter)
+    assert all(g >= 1 for g in grid)
+    assert fits(grid) or grid == (1, 1)
+    for axis in (0, 1):
+        more = list(grid)
+        more[axis] += 1
+        assert not fits(more)
+    pos = ptycho.raster_positions(grid, step, jitter_px=jitter, rng=0)
+    half = np.array(np.broadcast_to(probe, 2)) / 2
+    centre = np.array(shape) // 2
+    assert np.all(pos + centre - half >= 1 - 1e-9) or grid == (1, 1)
+    assert np.all(pos + centre + half <= np.array(shape) - 1 + 1e-9) or grid == (1, 1)
+    with pytest.raises(ValueError, match="probe_px"):
+        ptycho.raster_grid(shape, 0, step)
+
+
 def test_fermat_spiral_density():
     pos = ptycho.fermat_spiral_positions(400, 6.0)
     assert pos.shape == (400, 2)

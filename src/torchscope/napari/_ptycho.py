@@ -796,7 +796,7 @@ class PtychoWidget(Container):
     def simulation_job(self):
         """The virtual experiment's arguments, from the widgets (raises ValueError)."""
         from torchscope.backend import device_name
-        from torchscope.ptycho import Geometry
+        from torchscope.ptycho import Geometry, raster_grid
 
         amplitude_layer, phase_layer = self.amplitude.value, self.phase.value
         if amplitude_layer is None and phase_layer is None:
@@ -830,8 +830,7 @@ class PtychoWidget(Container):
             detector_shape=(n, n),
         )
         step, jitter = float(self.step_px.value), float(self.jitter_px.value)
-        # As many raster points as fit with a pixel to spare: the probe (n px) stays inside.
-        grid = tuple(max(int((size - n - 2 * jitter - 2) // step) + 1, 1) for size in shape)
+        grid = raster_grid(shape, n, step, jitter_px=jitter)  # the probe stays inside
         probe = {
             "kind": self.probe_kind.value,
             "diameter_px": float(self.probe_diameter_px.value),

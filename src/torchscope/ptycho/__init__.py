@@ -7,7 +7,8 @@ Data model
     :class:`PtychoData` (centred diffraction patterns and positions in sample pixels from the
     object centre), :class:`Snapshot`, :class:`Result`.
 Virtual experiments
-    :func:`make_probe`, :func:`raster_positions`, :func:`fermat_spiral_positions`,
+    :func:`make_probe`, :func:`raster_positions` (:func:`raster_grid`: the largest one that
+    keeps the probe inside an object), :func:`fermat_spiral_positions`,
     :func:`simulate`.
 Reconstruction
     :func:`iterate` (a generator of snapshots), :func:`reconstruct` (runs it to the end);
@@ -33,6 +34,7 @@ _SUBMODULES = {
     "Result": "_data",
     "make_probe": "_probe",
     "raster_positions": "_positions",
+    "raster_grid": "_positions",
     "fermat_spiral_positions": "_positions",
     "simulate": "_simulate",
     "iterate": "_engines",

@@ -73,6 +73,34 @@ def raster_positions(grid, step_px, *, jitter_px=0.0, integer=False, rng=None):
     return pos
 
 
+def raster_grid(object_shape, probe_px, step_px, *, jitter_px=0.0):
+    """The largest raster :func:`raster_positions` can scan over an object with the probe
+    inside it: every window of ``probe_px`` pixels, at any jitter, within the object with a
+    pixel to spare on each side.
+
+    Parameters
+    ----------
+    object_shape : (int, int)
+        The object's shape (y, x) in sample pixels.
+    probe_px : int or (int, int)
+        The probe's (window's) size in pixels.
+    step_px, jitter_px : float or (float, float)
+        As for :func:`raster_positions`.
+
+    Returns
+    -------
+    (int, int)
+        Positions along (y, x), at least 1 each: ``floor((size - probe - 2 jitter - 2) /
+        step) + 1``.
+    """
+    shape = _pair("object_shape", object_shape, integer=True)
+    probe = _pair("probe_px", probe_px, integer=True)
+    step = _pair("step_px", step_px)
+    jitter = _pair("jitter_px", jitter_px, positive=False)
+    return tuple(max(int((size - n - 2 * j - 2) // s) + 1, 1)
+                 for size, n, s, j in zip(shape, probe, step, jitter))
+
+
 def fermat_spiral_positions(n, step_px, *, jitter_px=0.0, rng=None):
     """Scan positions on a Fermat (sunflower) spiral, which has no raster periodicity.
 
