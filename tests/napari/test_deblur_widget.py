@@ -77,7 +77,7 @@ def test_run_writes_the_four_layers_on_the_input_geometry(viewer, widget, blurre
         kernel, deblur.estimate_kernel(original[row:row + h, col:col + w], KERNEL_SIZE,
                                        device="cpu"), atol=1e-6)
     restored = viewer.layers["deblurred (blurred)"]
-    namespace = {"torchscope": torchscope, "layer": viewer.layers["blurred"]}
+    namespace = {"torchscope": torchscope, "viewer": viewer}  # as in the console
     exec(restored.metadata["torchscope"]["call"], namespace)  # noqa: S102 - the recorded call
     np.testing.assert_allclose(restored.data, namespace["deblurred"], atol=1e-5)
     np.testing.assert_array_equal(restored.translate, (3.0, -2.0))
@@ -141,12 +141,12 @@ def test_every_output_replays_from_its_record_with_the_random_scorer(viewer, wid
         assert record["device"] == "cpu" and record["input"] == "blurred"
         assert record["version"] == torchscope.__version__
         assert record["function"].startswith("torchscope.deblur.")
-        namespace = {"torchscope": torchscope, "layer": viewer.layers["blurred"]}
+        namespace = {"torchscope": torchscope, "viewer": viewer}  # as in the console
         exec(record["call"], namespace)  # noqa: S102 - the recorded call
         np.testing.assert_allclose(viewer.layers[name].data, namespace[variable], atol=1e-5)
     record = viewer.layers["regions (blurred)"].metadata["torchscope"]
     assert record["parameters"]["rng"] == 7
-    namespace = {"torchscope": torchscope, "layer": viewer.layers["blurred"]}
+    namespace = {"torchscope": torchscope, "viewer": viewer}  # as in the console
     exec(record["call"], namespace)  # noqa: S102 - the recorded call
     assert namespace["top"].boxes.tolist() == record["boxes"]
     other = deblur.score_regions(viewer.layers["blurred"].data, size=64, stride=16,
@@ -279,7 +279,7 @@ def test_rgb_is_scored_on_luminance_and_deblurred_in_colour(viewer, widget, blur
     np.testing.assert_allclose(restored.data, deblur.deconvolve(rgb, kernel, device="cpu"),
                                atol=1e-4)
     assert not np.allclose(restored.data[..., 0], restored.data[..., 2], atol=0.05)
-    namespace = {"torchscope": torchscope, "layer": viewer.layers["rgb"]}
+    namespace = {"torchscope": torchscope, "viewer": viewer}  # as in the console
     exec(restored.metadata["torchscope"]["call"], namespace)  # noqa: S102 - the recorded call
     np.testing.assert_allclose(restored.data, namespace["deblurred"], atol=1e-5)
     # Re-estimate from the best rectangle writes into the same colour layer

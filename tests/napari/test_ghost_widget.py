@@ -149,6 +149,10 @@ def test_cnr_from_a_labels_layer(viewer, gear, qtbot, wait_until_done):
     assert set(np.unique(made.data[obj == 0.0])) == {2}  # opaque pixels: background
     expected = ghost.cnr(layer.data, obj >= 0.9, background_mask=obj <= 0.1)
     assert widget.cnr_values[layer.name] == pytest.approx(expected)
+    # the marks' record rebuilds them from the object in the console (they had none)
+    namespace = {"viewer": viewer}
+    exec(made.metadata["torchscope"]["call"], namespace)  # noqa: S102 - the recorded call
+    np.testing.assert_array_equal(namespace["marks"], made.data)
 
 
 def test_stop_really_stops_a_long_tv_run(viewer, qtbot, notifications):
@@ -355,6 +359,12 @@ def test_training_on_the_dock_masks(viewer, gear, qtbot, wait_until_done, tmp_pa
     b, p = console_measurement(gear.data)
     expected = ghost.reconstruct(b, p, method="mwcnn", modulation_depth=0.8, model=model)
     np.testing.assert_allclose(viewer.layers["mwcnn(gear)"].data, expected, rtol=1e-5,
+                               atol=1e-5 * abs(expected).max())
+    # the record trains the same network again in the console (it named a 'model' the
+    # console did not have); training on the CPU is deterministic
+    namespace = {"viewer": viewer, "torchscope": __import__("torchscope")}
+    exec(viewer.layers["mwcnn(gear)"].metadata["torchscope"]["call"], namespace)  # noqa: S102
+    np.testing.assert_allclose(namespace["image"], viewer.layers["mwcnn(gear)"].data, rtol=1e-5,
                                atol=1e-5 * abs(expected).max())
     # saved, loaded back from the file: the record names the file the console loads
     widget.save_model.value = tmp_path / "mine.safetensors"

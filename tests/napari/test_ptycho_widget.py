@@ -371,6 +371,16 @@ def test_pause_stop_then_continue_from_the_last_snapshot(
     np.testing.assert_allclose(
         np.abs(widget.last_snapshot.obj), np.abs(expected.obj), rtol=1e-4, atol=1e-5
     )
+    # the continued run's record runs on its own in the console: it replays the stopped run
+    # (it named a 'previous' the console did not have)
+    call = viewer.layers["demo amplitude"].metadata["torchscope"]["call"]
+    assert f"start=torchscope.ptycho.reconstruct(data, iterations={stopped.iteration}," in call
+    namespace = {"viewer": viewer, "torchscope": torchscope}
+    replay = call.replace("; torchscope.ptycho.reconstruct",
+                          "; result = torchscope.ptycho.reconstruct", 1)
+    exec(replay, namespace)  # noqa: S102 - the recorded call is under test
+    np.testing.assert_allclose(namespace["result"].obj, widget.last_snapshot.obj, rtol=1e-4,
+                               atol=1e-5)
 
 
 def test_run_without_dataset_is_refused(widget, notifications):

@@ -294,6 +294,7 @@ class DeblurWidget(Container):
         geometry = plane_geometry(layer, 2)  # (a 2D or RGB layer)
         device = options["device"]
         name = layer.name
+        line = f"layer = viewer.layers[{name!r}]\n{line}"  # the input, as the console gets it
 
         def record(function, parameters, call, **extra):
             return {"torchscope": call_record(f"{MODULE}.{function}", "\n".join(call),

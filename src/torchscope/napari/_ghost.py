@@ -372,6 +372,7 @@ class GhostWidget(Container):
         self.cnr_values = {}
         self._models = []  # (text, model) trained or loaded here
         self._model_files = {}  # id(model) -> the file a loaded model came from
+        self._model_lines = {}  # id(model) -> the console lines that train a model made here
 
         self._source = ComboBox(name="source", choices=[
             ("simulate from an object layer", SIMULATE), ("measured data", MEASURED)],
@@ -583,8 +584,10 @@ class GhostWidget(Container):
         if model is not None:
             call = call[:-1] + ", model=model)"
             path = self._model_files.get(id(model))
-            if path is not None:  # (a model trained here: its "model" entry tells how)
+            if path is not None:
                 lines.append(f"model = {MODULE}.load_mwcnn({path!r})")
+            else:  # trained here: its training replayed
+                lines += self._model_lines.get(id(model), [])
         record = call_record(f"{MODULE}.reconstruct", "\n".join([*lines, f"image = {call}"]),
                              parameters=opts, device=job["device"], input=job["input"],
                              method=method)
@@ -639,7 +642,14 @@ class GhostWidget(Container):
         marks = np.zeros(obj.shape, dtype=np.uint8)
         marks[obj >= lo + 0.9 * (hi - lo)] = OBJECT_LABEL
         marks[obj <= lo + 0.1 * (hi - lo)] = BACKGROUND_LABEL
-        return self._add_marks(marks, layer)
+        call = "\n".join([
+            self._form.object_line(layer), "lo, hi = obj.min(), obj.max()",
+            (f"marks = ({OBJECT_LABEL} * (obj >= lo + 0.9 * (hi - lo)) + {BACKGROUND_LABEL} * "
+             "(obj <= lo + 0.1 * (hi - lo))).astype('uint8')")])
+        record = call_record("marks from the object", call, parameters={"object": 0.9,
+                                                                        "background": 0.1},
+                             device=None, input=layer.name)
+        return self._add_marks(marks, layer, {"torchscope": record})
 
     def new_marks(self, *_):
         """Add an empty marks layer the size of the current input, to paint 1 and 2 in."""
@@ -650,9 +660,9 @@ class GhostWidget(Container):
         shape = tuple(layer.data.shape[-2:])
         return self._add_marks(np.zeros(shape, dtype=np.uint8), layer)
 
-    def _add_marks(self, marks, layer):
+    def _add_marks(self, marks, layer, metadata=None):
         labels = self._viewer.add_labels(marks, name=f"marks({layer.name})", opacity=0.5,
-                                         **plane_geometry(layer, 2))
+                                         metadata=metadata or {}, **plane_geometry(layer, 2))
         labels.selected_label = OBJECT_LABEL
         self._marks.value = labels
         return labels
@@ -746,21 +756,22 @@ class GhostWidget(Container):
 
     # ----------------------------------------------------------------------- training
     def _training_patterns(self):
+        """The masks to train on, and the console line that makes them (``patterns = ...``)."""
         if self._source.value == SIMULATE:
             _, obj = self._form.object_array()
-            spec, _ = self._form.patterns_spec(obj.shape[0])
-            return make_patterns(spec)
+            spec, line = self._form.patterns_spec(obj.shape[0])
+            return make_patterns(spec), line
         layer = self._measurement.value
         if layer is None:
             raise ValueError("Choose a measurement layer: the network learns its patterns.")
-        return np.asarray(layer.data)
+        return np.asarray(layer.data), f"patterns = viewer.layers[{layer.name!r}].data"
 
     def train(self):
         """Train the CH-MWCNN on the current mask set (what Train does); returns the worker."""
         from torchscope.backend import device_name
 
         try:
-            patterns = self._training_patterns()
+            patterns, patterns_line = self._training_patterns()
         except (TypeError, ValueError) as error:
             show_error(str(error))
             return None
@@ -770,9 +781,17 @@ class GhostWidget(Container):
         text = f"trained here: {steps} steps on {len(patterns)} masks of {patterns.shape[1]}²"
         if passes > 1:
             text += f", {passes} passes"
+        # the console lines that train the same network (deterministic on a CPU with the same
+        # torch thread count): what the records of its reconstructions start from
+        train = format_call(f"{MODULE}.train_mwcnn", (), {
+            "steps": steps, "batch_size": batch, "seed": seed, "device": device,
+            "stages": passes}, image="training_patterns")
+        lines = ["training_" + patterns_line, f"training = {train}", "while True:",
+                 "    try:", "        next(training)", "    except StopIteration as done:",
+                 "        model = done.value", "        break"]
         worker = self._train_controls.start(
             training_job, patterns, steps, batch, seed, device, passes,
-            returned=partial(self._on_trained, text),
+            returned=partial(self._on_trained, text, lines),
             description="CH-MWCNN training",
         )
         worker.yielded.connect(self._on_training_step)
@@ -782,8 +801,9 @@ class GhostWidget(Container):
         if getattr(progress, "loss", None) is not None:
             self._train_controls.progress.label = f"loss {progress.loss:.3g}"
 
-    def _on_trained(self, text, model):
+    def _on_trained(self, text, lines, model):
         self._models.append((text, model))
+        self._model_lines[id(model)] = lines
         self._model.reset_choices()
         self._model.value = model
         show_info(f"CH-MWCNN {text}; it is now the mwcnn model of this dock.")
@@ -800,7 +820,7 @@ class GhostWidget(Container):
             show_error(f"Cannot load {path}: {error}")
             return
         self._model_files[id(model)] = str(path)
-        self._on_trained(f"loaded: {Path(path).name}", model)
+        self._on_trained(f"loaded: {Path(path).name}", [], model)
 
     def _on_save_model(self, *_):
         path = self._save_model.value

@@ -93,7 +93,8 @@ def _centred(shape, scale):
     return tuple(-(n // 2) * s for n, s in zip(shape, scale))
 
 
-def data_layers(data, name, *, call=None, function=f"{MODULE}.load"):
+def data_layers(data, name, *, call=None, function=f"{MODULE}.load", parameters=None,
+                device=None, input=None):
     """Layer data tuples for measured data: the patterns (carrying the data) and the scan.
 
     Parameters
@@ -105,9 +106,12 @@ def data_layers(data, name, *, call=None, function=f"{MODULE}.load"):
         The Python call that made ``data``, recorded in the metadata.
     function : str
         The function that made ``data``, recorded in the metadata.
+    parameters, device, input : optional
+        The rest of the record (see ``call_record``).
     """
     scale = pixel_nm(data.geometry)
-    record = {"function": function, "call": call}
+    record = call_record(function, call, parameters=parameters or {}, device=device,
+                         input=input)
     patterns = data.patterns
     high = float(np.percentile(patterns, 99.9)) if patterns.size else 1.0
     return [
@@ -460,6 +464,7 @@ class PtychoWidget(Container):
         self._run_data = None  # the PtychoData the last snapshot belongs to
         self._run_options = None
         self._run_first = 0  # the iteration the current run started from
+        self._start_call = self._shown_call = None  # replays of those snapshots (records)
         self._outputs = weakref.WeakKeyDictionary()  # patterns layer -> {role: layer}
 
         # ----------------------------------------------------------------- data
@@ -914,7 +919,14 @@ class PtychoWidget(Container):
             ]
         )
         added = []
-        layers = data_layers(data, f"simulated {label}", call=call, function=f"{MODULE}.simulate")
+        g = kwargs["geometry"]
+        parameters = {"energy_ev": g.energy_ev, "detector_distance_m": g.detector_distance_m,
+                      "detector_pixel_m": g.detector_pixel_m,
+                      "detector_shape": g.detector_shape, "probe": kwargs["probe"],
+                      "scan": kwargs["scan"], "photons": kwargs["photons"],
+                      "seed": kwargs["seed"]}
+        layers = data_layers(data, f"simulated {label}", call=call, function=f"{MODULE}.simulate",
+                             parameters=parameters, device=kwargs["device"], input=label)
         for data_, meta, kind in layers:
             added.append(self._viewer.add_layer(Layer.create(data_, meta, kind)))
         self.dataset.reset_choices()
@@ -973,6 +985,8 @@ class PtychoWidget(Container):
         iterations = int(self.iterations.value)
         worker = guarded_worker(reconstruct_snapshots, data, options, iterations, start)
         first = self._run_first = 0 if start is None else int(start.iteration)
+        # the expression that replays the snapshot this run goes on from (Continue)
+        self._start_call = None if start is None else self._shown_call
         self.progress.min, self.progress.max, self.progress.value = first, first + iterations, first
         worker.yielded.connect(partial(self._show, layer))
         worker.returned.connect(self._returned)
@@ -1018,10 +1032,11 @@ class PtychoWidget(Container):
         args = ", ".join(f"{k}={v!r}" for k, v in options.items()
                          if k != "every" and (v is not None or defaults.get(k) is not None))
         call = f"{MODULE}.reconstruct(data, iterations={iteration - self._run_first}, {args}"
-        if self._run_first:
-            call += f", start=previous)  # previous: the snapshot at iteration {self._run_first}"
+        if self._run_first:  # the run it went on from, replayed in place
+            call += f", start={self._start_call})"
         else:
             call += ")"
+        self._shown_call = call  # what a Continue from this snapshot starts from
         return call_record(
             f"{MODULE}.iterate",
             f"data = viewer.layers[{data_layer.name!r}].metadata[{DATA_KEY!r}]; {call}",

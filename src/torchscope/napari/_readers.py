@@ -136,7 +136,8 @@ def read_ptycho(path):
         call = f"torchscope.ptycho.load({str(p)!r})"
         loaded = load(p)
         if isinstance(loaded, PtychoData):
-            layers += data_layers(loaded, p.stem, call=call)
+            layers += data_layers(loaded, p.stem, call=call, parameters={"path": str(p)},
+                                  input=str(p))
             continue
         geometry = read_geometry(p, loaded.probe_modes.shape[-2:])
         record = {"function": "torchscope.ptycho.load", "source": str(p), "call": call}
