@@ -284,19 +284,14 @@ class ClassifyWidget(Container):
         layer's rotation, shear or affine tilts it against every viewer axis (then napari
         cannot show that slice face-on, and the dock does not move the slider)."""
         origin = np.asarray(layer.data_to_world(np.zeros(layer.ndim)), dtype=float)
-        step = np.zeros(layer.ndim)
-        step[axis] = 1.0
-        column = np.asarray(layer.data_to_world(step), dtype=float) - origin
-        moved = np.flatnonzero(np.abs(column) > 1e-9 * np.abs(column).max())
-        if len(moved) != 1:
+        # the linear part of data -> world: column j is how data axis j moves in the world
+        linear = np.stack([np.asarray(layer.data_to_world(unit), dtype=float) - origin
+                           for unit in np.eye(layer.ndim)], axis=1)
+        moves = np.abs(linear) > 1e-9 * np.abs(linear).max(axis=0)  # per column
+        moved = np.flatnonzero(moves[:, axis])
+        # along one world axis only, and no other data axis along that one
+        if len(moved) != 1 or np.count_nonzero(moves[moved[0]]) != 1:
             return None
-        for other in range(layer.ndim):  # and no other data axis moves along that viewer axis
-            if other != axis:
-                step[:] = 0
-                step[other] = 1.0
-                delta = np.asarray(layer.data_to_world(step), dtype=float) - origin
-                if abs(delta[moved[0]]) > 1e-9 * np.abs(delta).max():
-                    return None
         # A layer's axes are the viewer's last ``layer.ndim`` axes.
         return self._viewer.dims.ndim - layer.ndim + int(moved[0])
 

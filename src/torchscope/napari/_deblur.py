@@ -242,8 +242,9 @@ class DeblurWidget(Container):
         except ValueError as error:
             show_error(f"Deblur: {error}")
             return None
-        return self._start(full_job, image, options, _deconvolved(layer)[0],
-                           returned=lambda r: self._write(layer, image, line, options, r))
+        target, target_line = _deconvolved(layer)
+        return self._start(full_job, image, options, target, returned=lambda r: self._write(
+            layer, image, line, target_line, options, r))
 
     def reestimate(self, *_):
         """Estimate from the selected rectangle of the regions layer and deconvolve again."""
@@ -271,8 +272,9 @@ class DeblurWidget(Container):
         except ValueError as error:
             show_error(f"Deblur: {error}")
             return None
-        return self._start(region_job, image, box, options, _deconvolved(layer)[0],
-                           returned=lambda r: self._write(layer, image, line, options, r))
+        target, target_line = _deconvolved(layer)
+        return self._start(region_job, image, box, options, target, returned=lambda r: self._write(
+            layer, image, line, target_line, options, r))
 
     def _start(self, job, *args, returned):
         """Start ``job`` in the controls' worker; Re-estimate waits while it runs."""
@@ -287,7 +289,7 @@ class DeblurWidget(Container):
         return worker
 
     # ----------------------------------------------------------------- writing layers (main thread)
-    def _write(self, layer, image, line, options, result):
+    def _write(self, layer, image, line, target_line, options, result):
         if not any(source is layer for source, _ in self._runs):  # its own layers
             self._runs.append((layer, {}))
         self._source = layer
@@ -327,7 +329,7 @@ class DeblurWidget(Container):
             "image")
         deconv = format_call(MODULE + ".deconvolve", (),
                              {"method": options["deconvolution"], "device": device},
-                             image=f"{_deconvolved(layer)[1]}, kernel")
+                             image=f"{target_line}, kernel")
         self._outputs["deblurred"] = add_or_update_layer(
             self._viewer, self._outputs.get("deblurred"), result["image"],
             {"name": f"deblurred ({name})", **({"rgb": True} if layer.rgb else {"colormap": "gray"}),

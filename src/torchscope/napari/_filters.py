@@ -360,6 +360,12 @@ class FilterWidget(Container):
         self._apply_to.visible = len(self._apply_to.choices) > 1
         self._update_labels()
 
+    def _planes(self, layer):
+        """The "apply to" choice for ``layer``: None (all axes), or 2 or 3 (each plane or
+        volume of its last axes, fewer than it has)."""
+        planes = self._apply_to.value
+        return planes if planes is not None and planes < layer.ndim else ALL_AXES
+
     def _update_enabled(self, param, widget, *_):
         other, value = param.enabled_if
         widget.enabled = self._parameters[other][1].value == value
@@ -369,7 +375,7 @@ class FilterWidget(Container):
         unit = "px"
         layer = self._image.value
         if self.operation_spec.spacing and self._units.value == PHYSICAL and layer is not None:
-            planes = self._apply_to.value if layer.ndim > 2 else ALL_AXES
+            planes = self._planes(layer)
             units = {f"{u:~P}" for u in (layer.units if planes is None
                                          else layer.units[-planes:])}
             unit = units.pop() if len(units) == 1 else "layer units"
@@ -427,9 +433,7 @@ class FilterWidget(Container):
             raise ValueError(f"{layer.name!r} is multiscale; multiscale data are not supported.")
         values = self.parameter_values()
         args, kwargs = op.call_arguments(values)
-        planes = self._apply_to.value if layer.ndim > 2 else ALL_AXES
-        if planes is not None and planes >= layer.ndim:
-            planes = ALL_AXES
+        planes = self._planes(layer)
         if planes is not None and kwargs.get("axis") is not None:
             # the layer's axis, counted within each plane (or volume)
             lead = layer.ndim - planes

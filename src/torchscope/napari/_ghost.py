@@ -185,6 +185,13 @@ def training_job(patterns, steps, batch_size, seed, device, stages=1):
 
 
 # ------------------------------------------------------------------------ the measurement
+def _integer_max(layer):
+    """What an integer object layer is divided by to be a transmission (its type's maximum),
+    or None for a float layer."""
+    dtype = np.dtype(layer.data.dtype)
+    return int(np.iinfo(dtype).max) if np.issubdtype(dtype, np.integer) else None
+
+
 class SimulationForm:
     """The simulation parameters both docks share (widgets, and the calls they make)."""
 
@@ -253,10 +260,9 @@ class SimulationForm:
         layer = self.object.value
         if layer is None:
             raise ValueError("Choose an object layer (a 2D image of the object's transmission).")
-        data = np.asarray(layer.data)
-        obj = data.astype(np.float64)
-        if np.issubdtype(data.dtype, np.integer):  # as skimage's img_as_float: 0 to 1
-            obj /= np.iinfo(data.dtype).max
+        obj = np.asarray(layer.data).astype(np.float64)
+        if (divisor := _integer_max(layer)) is not None:  # as skimage's img_as_float: 0 to 1
+            obj /= divisor
         if obj.ndim != 2:
             raise ValueError(f"Object {layer.name!r} has shape {obj.shape}; choose a 2D image "
                              "of the object's transmission.")
@@ -276,10 +282,8 @@ class SimulationForm:
     def object_line(self, layer):
         """The console line that makes :meth:`object_array`'s ``obj`` from ``layer``."""
         line = f"obj = viewer.layers[{layer.name!r}].data"
-        dtype = np.asarray(layer.data).dtype
-        if np.issubdtype(dtype, np.integer):
-            line += f" / {np.iinfo(dtype).max}"
-        return line
+        divisor = _integer_max(layer)
+        return line if divisor is None else f"{line} / {divisor}"
 
     def patterns_spec(self, n):
         """``(spec, call)``: what :func:`measure` takes, and the Python line that makes it."""

@@ -325,15 +325,19 @@ def spatial_properties(layer):
         "axis_labels": tuple(layer.axis_labels),
         "units": tuple(layer.units),
     }
-    ndim = len(props["scale"])
     transforms = {"rotate": np.asarray(layer.rotate, dtype=float),
                   "shear": np.asarray(layer.shear, dtype=float),
                   "affine": np.asarray(layer.affine.affine_matrix, dtype=float)}
-    identity = {"rotate": np.eye(ndim), "shear": np.zeros_like(transforms["shear"]),
-                "affine": np.eye(ndim + 1)}
+    identity = _identity_transforms(len(props["scale"]))
     props.update({key: value for key, value in transforms.items()
                   if not np.allclose(value, identity[key])})
     return props
+
+
+def _identity_transforms(ndim):
+    """napari's rotate, shear and affine that do nothing, in ``ndim`` dimensions."""
+    return {"rotate": np.eye(ndim), "shear": np.zeros(ndim * (ndim - 1) // 2),
+            "affine": np.eye(ndim + 1)}
 
 
 def _shear_matrix(shear, k):
@@ -465,10 +469,7 @@ def add_or_update_layer(viewer, layer, data, kwargs, layer_type):
         for key, value in kwargs.items():
             if key not in ("name", "colormap", "rgb"):
                 setattr(layer, key, value)
-        ndim = layer.ndim
-        identity = {"rotate": np.eye(ndim), "shear": np.zeros(ndim * (ndim - 1) // 2),
-                    "affine": np.eye(ndim + 1)}
-        for key, value in identity.items():
+        for key, value in _identity_transforms(layer.ndim).items():
             if key not in kwargs:  # the input has lost that transform since the last run
                 setattr(layer, key, value)
         if layer_type == "image":
