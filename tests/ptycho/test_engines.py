@@ -366,6 +366,46 @@ def test_refinement_grows_the_batches_but_keeps_several(monkeypatch):
     assert sizes[-1] == 100
 
 
+def _groups_by_all_pairs(positions, win, batch_size, seed):
+    """The batching rule written plainly, with every pair of positions compared."""
+    n = len(positions)
+    count = int(np.ceil(n / batch_size))
+    overlap = np.all(np.abs(positions[:, None] - positions[None]) < np.asarray(win), axis=-1)
+    np.fill_diagonal(overlap, False)
+    group = np.full(n, -1)
+    for j in np.random.default_rng(seed).permutation(n):
+        cost = []
+        for g in range(count):
+            size = int(np.sum(group == g))
+            clashes = int(np.sum(overlap[j] & (group == g)))
+            cost.append((size >= batch_size, clashes, size, g))
+        group[j] = min(cost)[3]
+    batches = [np.flatnonzero(group == g) for g in range(count) if np.any(group == g)]
+    return batches, [not overlap[np.ix_(b, b)].any() for b in batches]
+
+
+@pytest.mark.parametrize("case", ["spiral", "raster", "far apart"])
+def test_batches_follow_the_rule_with_neighbour_lists(case):
+    # the engine finds overlapping windows with a k-d tree instead of comparing all pairs
+    # (thousands of positions took seconds and gigabytes); the batches must not change
+    if case == "spiral":
+        pos, win = ptycho.fermat_spiral_positions(150, 6.0, jitter_px=0.5, rng=1), (24.0, 20.0)
+    elif case == "raster":  # windows that just touch (distance == window) do not overlap
+        pos, win = ptycho.raster_positions((7, 9), 8.0).astype(float), (8.0, 16.0)
+    else:
+        pos, win = np.array([[0.0, 0.0], [30.0, 0.0], [0.0, 30.0]]), (8.0, 8.0)
+    n = len(pos)
+    for count in (1, 2, 5, 13):
+        size = int(np.ceil(n / count))
+        got = _engines._groups(pos, win, size, seed=3)
+        want = _groups_by_all_pairs(pos, win, size, seed=3)
+        assert len(got[0]) == len(want[0])
+        for a, b in zip(got[0], want[0]):
+            np.testing.assert_array_equal(a, b)
+        assert list(got[1]) == want[1]
+    assert _engines._groups(pos, win, n, seed=0)[1] == [case == "far apart"]
+
+
 def test_snapshots_results_and_continuation(problem):
     data = problem[3]
     snaps = list(ptycho.iterate(data, iterations=7, every=3, seed=2))

@@ -221,10 +221,26 @@ def _add_modes(probe, modes):
     return np.concatenate([probe, np.stack(extra)])
 
 
+def _overlapping_pairs(positions, win):
+    """The pairs ``(a, b)``, ``a < b``, of positions whose windows overlap: closer than the
+    window along both axes. A k-d tree in the window's units finds the candidates (distance
+    at most 1 in the max norm), the exact test keeps the overlapping ones: O(n log n) where
+    all pairs would take O(n^2) memory and time."""
+    from scipy.spatial import cKDTree
+
+    if len(positions) < 2:
+        return np.zeros((0, 2), dtype=np.int64)
+    pairs = cKDTree(positions / win).query_pairs(1.0, p=np.inf, output_type="ndarray")
+    close = np.all(np.abs(positions[pairs[:, 0]] - positions[pairs[:, 1]]) < win, axis=1)
+    return pairs[close]
+
+
 def _groups(positions, win, batch_size, seed):
     """Split positions into batches whose windows overlap as little as possible (greedy).
 
     Returns a list of index arrays and, per batch, whether its windows are mutually disjoint.
+    Each position in a random order joins the batch that holds the fewest positions whose
+    windows overlap its own, the smallest such batch on a tie, a full one only when all are.
     """
     n = len(positions)
     count = max(1, math.ceil(n / batch_size))
@@ -232,27 +248,35 @@ def _groups(positions, win, batch_size, seed):
     order = rng.permutation(n)
     if count == n:
         return [np.array([j]) for j in order], [True] * n
+    win = np.asarray(win, dtype=np.float64)
+    pairs = _overlapping_pairs(np.asarray(positions, dtype=np.float64), win)
+    if count == 1:
+        return [np.arange(n)], [len(pairs) == 0]
+    # each position's overlapping neighbours, as slices of one array (CSR)
+    both = np.concatenate([pairs, pairs[:, ::-1]])
+    both = both[np.argsort(both[:, 0], kind="stable")]
+    starts = np.searchsorted(both[:, 0], np.arange(n + 1))
+    neighbours = both[:, 1]
     group = np.full(n, -1)
     sizes = np.zeros(count, dtype=int)
-    win = np.asarray(win, dtype=np.float64)
+    full = np.zeros(count, dtype=int)
     for j in order:
-        placed = group >= 0
-        hits = np.all(np.abs(positions[placed] - positions[j]) < win, axis=1)
-        overlaps = np.bincount(group[placed][hits], minlength=count)
-        cost = overlaps * (n + 1) + sizes + np.where(sizes >= batch_size, 10 * n * n, 0)
-        g = int(np.argmin(cost))
+        near = group[neighbours[starts[j]:starts[j + 1]]]
+        overlaps = np.bincount(near[near >= 0], minlength=count)
+        g = int(np.argmin(overlaps * (n + 1) + sizes + full))
         group[j] = g
         sizes[g] += 1
+        if sizes[g] >= batch_size:
+            full[g] = 10 * n * n
+    same = group[pairs[:, 0]] == group[pairs[:, 1]]
+    clashing = np.zeros(count, dtype=bool)
+    clashing[group[pairs[same, 0]]] = True
     batches, disjoint = [], []
     for g in range(count):
         members = np.flatnonzero(group == g)
-        if len(members) == 0:
-            continue
-        d = np.abs(positions[members, None, :] - positions[None, members, :])
-        clash = np.all(d < win, axis=-1)
-        np.fill_diagonal(clash, False)
-        batches.append(members)
-        disjoint.append(not clash.any())
+        if len(members):
+            batches.append(members)
+            disjoint.append(not clashing[g])
     return batches, disjoint
 
 
