@@ -208,5 +208,5 @@ def cnn_scores(gray, boxes, *, weights=None, device=None, batch_size=None):
             chunk = boxes[start:start + batch_size]
             patches = torch.stack([image[r:r + s, c:c + s] for r, c, _, _ in chunk])[:, None]
             patches = patches.contiguous(memory_format=torch.channels_last)
-            out.append(torch.sigmoid(model(patches)).double().cpu())
-    return to_numpy(torch.cat(out))
+            out.append(torch.sigmoid(model(patches)))
+    return to_numpy(torch.cat(out)).astype(np.float64)  # one transfer from the device
