@@ -271,15 +271,17 @@ def test_device(name, device, rng):
     check(name, image, 2, mode="reflect", device=device)
 
 
+@pytest.mark.parametrize("mode", ["wrap", "reflect", "nearest"])
 @pytest.mark.parametrize("sizes", [(1000, 1 << 20), (100, 100), (1, 1)])
-def test_tiles_do_not_change_the_result(sizes, rng, monkeypatch):
-    """However the work is tiled (one slab, slabs along axis 0, tiles along axes 0 and 1)."""
+def test_tiles_do_not_change_the_result(sizes, mode, rng, monkeypatch):
+    """However the work is tiled (one slab, slabs along axis 0, tiles along axes 0 and 1;
+    a tile's rows beyond a border are gathered after all its axes are cut)."""
     image = rng.random((9, 14, 17)).astype(np.float32)
-    want = {name: getattr(filters, name)(image, 2, mode="wrap") for name in NAMES}
+    want = {name: getattr(filters, name)(image, 2, mode=mode) for name in NAMES}
     monkeypatch.setattr(_network, "TILE_BYTES", sizes[0])
     monkeypatch.setattr(_network, "MEMORY_BYTES", sizes[1])
     for name in NAMES:
-        assert np.array_equal(getattr(filters, name)(image, 2, mode="wrap"), want[name])
+        assert np.array_equal(getattr(filters, name)(image, 2, mode=mode), want[name])
 
 
 def test_concurrent_calls_agree_and_leave_torch_threads_alone(rng, monkeypatch):

@@ -287,3 +287,24 @@ def test_dask_nan_is_an_error():
     image[-1, -1] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         threshold_value(da.from_array(image, chunks=10), "otsu")
+
+
+def test_li_stops_when_the_threshold_moves_by_one_float_step():
+    # a 64 x 1024 x 1024 float32 image (uniform values x 1000) made Li's iteration go back and
+    # forth between two neighbouring float32 thresholds, 3.05e-5 apart, for ever: the
+    # tolerance (half the smallest gap between distinct values, 1.5e-5) is finer than float32
+    # near 400. Such a two-cycle must end
+    from torchscope.filters._threshold import _li_iterate
+
+    a = np.float32(397.91855)
+    b = np.nextafter(a, np.float32(np.inf))
+    calls = []
+
+    def update(t):
+        calls.append(t)
+        assert len(calls) < 50, "the iteration did not stop"
+        return b if t == a else a
+
+    assert _li_iterate(a, np.float32(1.5e-5), update) in (a, b) and len(calls) <= 2
+    # a tolerance coarser than the type's step still decides alone
+    assert _li_iterate(np.float64(10.0), 0.5, lambda t: t / 2 + 2.5) == pytest.approx(5.0, abs=1)

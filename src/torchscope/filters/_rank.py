@@ -98,7 +98,7 @@ def _padded_tile(t, half, mode, cval, region):
     for rows beyond the border, from where the border ``mode`` takes them.
     """
 
-    widths = []
+    widths, gathers = [], []
     for axis, (r, h) in enumerate(zip(region, half)):
         n = t.shape[axis]
         if r.start == 0 and r.stop == n:
@@ -109,11 +109,16 @@ def _padded_tile(t, half, mode, cval, region):
             widths.append((start - (r.start - h), r.stop + h - stop))
         else:
             rows = _core.border_index(n, h, h, mode)[r.start : r.stop + 2 * h]
-            if np.array_equal(rows, np.arange(rows[0], rows[0] + len(rows))):
-                t = t.narrow(axis, int(rows[0]), len(rows))
-            else:
-                t = t.index_select(axis, to_tensor(rows, device=t.device))
+            lo = int(rows.min())
+            t = t.narrow(axis, lo, int(rows.max()) + 1 - lo)
+            rows = rows - lo
+            if not np.array_equal(rows, np.arange(len(rows))):
+                gathers.append((axis, rows))
             widths.append((0, 0))
+    # rows beyond a border are gathered only after every cut axis is narrowed: gathering
+    # first copied whole planes of a 3D stack for every tile along the next axis
+    for axis, rows in gathers:
+        t = t.index_select(axis, to_tensor(rows, device=t.device))
     return _core.pad(t, widths, mode, cval)
 
 

@@ -484,15 +484,31 @@ def _li(pixels):
             return (ftype(s_fore / n_fore) if n_fore else nan,
                     ftype(s_back / n_back) if n_back else nan)
 
-    t_next, t_curr = guess, -2 * tolerance
-    while abs(t_next - t_curr) > tolerance:
-        t_curr = t_next
-        mean_fore, mean_back = class_means(t_curr)
+    def update(t):  # Li's next threshold, None where the background mean is 0
+        mean_fore, mean_back = class_means(t)
         if mean_back == 0:
-            break
+            return None
         with np.errstate(divide="ignore", invalid="ignore"):
-            t_next = (mean_back - mean_fore) / (np.log(mean_back) - np.log(mean_fore))
-    return t_next + lo
+            return (mean_back - mean_fore) / (np.log(mean_back) - np.log(mean_fore))
+
+    return _li_iterate(guess, tolerance, update) + lo
+
+
+def _li_iterate(guess, tolerance, update):
+    """Li's fixed-point iteration ``t <- update(t)`` from ``guess`` until the threshold moves
+    by at most ``tolerance``, or by at most one step of its floating-point type (or ``update``
+    returns None). The second condition: a float32 threshold near 400 moves in steps of
+    3.05e-5, and on a 64 x 1024 x 1024 float32 image (uniform values times 1000) it went back
+    and forth between 397.91855 and 397.91858 for ever with a tolerance of 1.5e-5
+    (scikit-image's loop has the same stopping rule)."""
+    t_next, t_curr = guess, -2 * tolerance
+    while abs(t_next - t_curr) > max(tolerance, np.spacing(np.abs(t_next))):
+        t_curr = t_next
+        t = update(t_curr)
+        if t is None:
+            break
+        t_next = t
+    return t_next
 
 
 def _li_statistics(pixels, lo):
