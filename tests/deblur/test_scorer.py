@@ -293,7 +293,7 @@ def test_trivial_score_may_differ_in_its_last_digits(tmp_path, monkeypatch):
     _tiny_build(data, labels_dir=labels)
     monkeypatch.setattr(_dataset, "estimate_kernel", _no_estimation)
     sources = _tiny_sources()
-    path = sorted(labels.glob("*.json"))[0]
+    path = min(labels.glob("*.json"))
     record = json.loads(path.read_text())
     nudged = float(np.nextafter(record["trivial"], 1.0))
     path.write_text(json.dumps({**record, "trivial": nudged}))
