@@ -406,6 +406,24 @@ def test_batches_follow_the_rule_with_neighbour_lists(case):
     assert _engines._groups(pos, win, n, seed=0)[1] == [case == "far apart"]
 
 
+@pytest.mark.parametrize("refinement", [None, "adam"])
+def test_ramps_formed_per_batch_give_the_same_run(problem, refinement, monkeypatch):
+    # beyond RAMP_BYTES (large scans) the engine keeps only the separable factors of the
+    # sub-pixel ramps and forms each batch's when it runs; the iterations must not change
+    obj, probe, pos, data, roi = problem
+    rng = np.random.default_rng(9)
+    moved = ptycho.PtychoData(data.patterns, pos + rng.uniform(-0.5, 0.5, pos.shape),
+                              data.geometry)
+    options = dict(iterations=25, seed=0, position_refinement=refinement, refine_start=5,
+                   device="cpu")
+    kept = ptycho.reconstruct(moved, **options)
+    monkeypatch.setattr(_engines, "RAMP_BYTES", 0)
+    formed = ptycho.reconstruct(moved, **options)
+    np.testing.assert_array_equal(formed.obj, kept.obj)
+    np.testing.assert_array_equal(formed.probe_modes, kept.probe_modes)
+    np.testing.assert_array_equal(formed.positions_px, kept.positions_px)
+
+
 def test_snapshots_results_and_continuation(problem):
     data = problem[3]
     snaps = list(ptycho.iterate(data, iterations=7, every=3, seed=2))

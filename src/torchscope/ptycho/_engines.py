@@ -89,6 +89,10 @@ _ADAM_EPS = 1e-8
 _REGISTRATION_UPSAMPLE = 4
 #: At most this many bytes of spectra are queued before they are registered.
 REGISTRATION_CHUNK_BYTES = 64 * 2 ** 20
+#: The sub-pixel Fourier ramps of all positions (and their conjugates) are kept up to this
+#: many bytes; beyond it (large scans) only their separable factors are, and each batch's
+#: ramps are formed when it runs (10000 positions of 128 x 128 held 2.5 GB of ramps).
+RAMP_BYTES = 256 * 2 ** 20
 #: The automatic batch schedule (``batch_size=None``, see ``_Engine._grow_batches``): the
 #: positions start in AUTO_BATCHES batches of at least AUTO_MIN_BATCH_SIZE positions
 #: (near-sequential rPIE, with object and probe both taking nearly the whole correction, tends
@@ -374,7 +378,12 @@ class _Engine:
         self.obj_before = None
         self.finish = finish
         self.lbfgs = None  # the L-BFGS finish, once it has started
-        use_graphs = CUDA_GRAPHS and dev.type == "cuda" and refinement is None
+        itemsize = torch.empty((), dtype=self.cplx).element_size()
+        self.separable_ramps = 2 * n_pos * ny * nx * itemsize > RAMP_BYTES
+        self.ramp_memo = (None, None, None)  # (batch, ramps, conjugates) in separable mode
+        # (graphs replay fixed buffers: not with ramps formed per batch)
+        use_graphs = (CUDA_GRAPHS and dev.type == "cuda" and refinement is None
+                      and not self.separable_ramps)
         self.graphs = {} if use_graphs else None  # batch -> (CUDA graph, its error tensor)
         self.graph_stream = None
         self.warm = set()  # batches run eagerly once since the graphs were dropped
@@ -463,6 +472,7 @@ class _Engine:
     def _positions_moved(self):
         self.geometry_all = None
         self.geometry_cache = [None] * len(self.batches)
+        self.ramp_memo = (None, None, None)
 
     # -- one batch -------------------------------------------------------------------
     def _geometry(self, g):
@@ -484,6 +494,9 @@ class _Engine:
                 # the window seen by the probe is the object translated by -frac (into the
                 # same buffers every time: with refinement this runs every iteration)
                 ry, rx = shift_ramps((whole - corner).to(self.real), self.win, dtype=self.cplx)
+            if self.subpixel and self.separable_ramps:
+                ramps = (ry, rx)
+            elif self.subpixel:
                 if self.ramps is None:
                     self.ramps = (torch.empty(self.n_pos, *self.win, device=self.dev, dtype=self.cplx),
                                   torch.empty(self.n_pos, *self.win, device=self.dev, dtype=self.cplx))
@@ -494,6 +507,12 @@ class _Engine:
         start, end = self.bounds[g]
         ky, kx = kyx[start:end].unbind(-1)
         ramp = ramp_c = None
+        if ramps is not None and self.separable_ramps:
+            # formed for this batch alone, once per visit (_window and _batch both ask)
+            if self.ramp_memo[0] != g:
+                ramp = torch.mul(ramps[0][start:end, :, None], ramps[1][start:end, None, :])
+                self.ramp_memo = (g, ramp, torch.conj_physical(ramp))
+            return ky, kx, self.ramp_memo[1], self.ramp_memo[2]
         if ramps is not None:
             ramp, ramp_c = ramps[0][start:end], ramps[1][start:end]
         cached = (ky, kx, ramp, ramp_c)
