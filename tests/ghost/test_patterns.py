@@ -108,3 +108,30 @@ def test_speckle_patterns():
     assert edges(p) < 0.5 * edges(fine)
     with pytest.raises(ValueError, match="grain"):
         speckle_patterns(8, 2, grain=-1)
+
+
+@pytest.mark.parametrize("kind", ["binary", "differential"])
+def test_hadamard_rows_are_recognised_block_by_block(kind):
+    # the rows are examined a block at a time (memory); the blocks must not change the answer,
+    # and a single foreign row in the last block must still be caught
+    import torch
+
+    from torchscope.ghost._transform import hadamard_rows
+
+    p = hadamard_patterns(16, ratio=0.5, order="zigzag", kind=kind).reshape(128, -1) * 0.8
+    p[5] = p[5].max()  # a uniform (constant) mask among them
+    whole = hadamard_rows(torch.from_numpy(p), 16, block=1000)
+    # independent: row k of the Sylvester matrix, read off each mask's sign pattern
+    h = hadamard(256)
+    signs = np.where(p >= 0.5 * (p.min(1, keepdims=True) + p.max(1, keepdims=True)), 1, -1)
+    match = np.abs(signs @ h.T) == 256
+    found = [int(np.flatnonzero(r)[0]) for r in match]
+    assert whole[0].tolist() == found
+    for block in (1, 7, 64):
+        parts = hadamard_rows(torch.from_numpy(p), 16, block=block)
+        for a, b in zip(parts, whole):
+            assert torch.equal(a, b)
+    q = p.copy()
+    q[-1, :3] = q[-1, 3:6]  # no longer a Hadamard row (three pixels changed)
+    q[-1, 0] = 0.8 - q[-1, 0] if kind == "binary" else -q[-1, 0]
+    assert hadamard_rows(torch.from_numpy(q), 16, block=7) is None

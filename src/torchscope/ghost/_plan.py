@@ -31,6 +31,7 @@ _CACHE_SIZE = 8
 #: a plan keeps what depends on ``D_r`` for this many of the latest values (with
 #: ``modulation_depth="estimate"`` every bucket vector may bring its own)
 _DEPTHS_KEPT = 4
+_ROWS = 256  # masks per block when a set is first examined (bounded float64 temporaries)
 _LOCK = threading.Lock()
 _FP_VECTORS = {}
 
@@ -92,17 +93,23 @@ class Plan:
     def __init__(self, p):
         m, h, w = p.shape
         self.m, self.shape, self.size = m, (h, w), h * w
-        p64 = p.reshape(m, -1).astype(np.float64)
-        self.differential = bool((p64 < 0).any())
-        self.rowsum = p64.sum(1)  # total transmission of each nominal mask
-        self.lo, self.hi = p64.min(1), p64.max(1)
+        flat = p.reshape(m, -1)
+        # per mask, in float64, a block of rows at a time (not a float64 copy of the set)
+        self.rowsum = np.empty(m)  # total transmission of each nominal mask
+        self.lo, self.hi = np.empty(m), np.empty(m)
+        for start in range(0, m, _ROWS):
+            block = flat[start:start + _ROWS].astype(np.float64)
+            self.rowsum[start:start + _ROWS] = block.sum(1)
+            self.lo[start:start + _ROWS], self.hi[start:start + _ROWS] = block.min(1), block.max(1)
+        self.differential = bool((self.lo < 0).any())
         if not (self.lo.any() or self.hi.any()):
             raise ValueError("patterns are zero everywhere: no mask transmits anything.")
         self.hadamard = None
         if h == w:
             from torchscope.ghost._transform import hadamard_rows
 
-            rows = hadamard_rows(to_tensor(p64, device="cpu"), h)
+            rows = hadamard_rows(to_tensor(np.ascontiguousarray(flat), device="cpu"), h,
+                                 block=_ROWS)
             if rows is not None:
                 self.hadamard = tuple(to_numpy(t) for t in rows)  # k, a, c
         # the dense matrix is kept (as a private copy) only for non-Hadamard sets

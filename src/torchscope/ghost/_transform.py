@@ -25,13 +25,15 @@ def fwht(x):
     return y.reshape(shape)
 
 
-def hadamard_rows(p, n, *, verify=True):
+def hadamard_rows(p, n, *, verify=True, block=256):
     """Recognise mask rows of the form ``a + c * h_k`` with ``h_k`` a row of the Sylvester matrix.
 
     Parameters
     ----------
     p : torch.Tensor, shape (M, n * n)
-        Flattened patterns.
+        Flattened patterns, of any float dtype: they are checked in float64, ``block`` rows
+        at a time (a whole 128 x 128 set in float64 with its temporaries took about ten times
+        its own memory).
     n : int
         Side length (must be a power of two for a match).
     verify : bool
@@ -48,27 +50,33 @@ def hadamard_rows(p, n, *, verify=True):
     if n < 2 or n & (n - 1):
         return None
     m, size = p.shape
-    lo, hi = p.amin(1), p.amax(1)
-    scale = float(p.abs().amax()) or 1.0
+    scale = max(float(p.amax()), -float(p.amin())) or 1.0
     tol = 1e-5 * scale
-    mid = 0.5 * (lo + hi)
-    const = (hi - lo) <= tol
-    h = torch.where(p >= mid[:, None], 1.0, -1.0).to(p.dtype)
-    h[const] = 1.0
-    # two levels per row: cheap, checked even when the basis is trusted
-    dev = torch.minimum((p - lo[:, None]).abs(), (p - hi[:, None]).abs())
-    if float(dev.amax()) > tol:
-        return None
-    s0 = h[:, 0].clone()
-    h = h * s0[:, None]
     bits = int(np.log2(size))
     powers = torch.tensor([1 << b for b in range(bits)], device=p.device)  # columns and bits
-    k = ((h[:, powers] < 0).long() * powers).sum(1)
-    if verify:
-        h1 = to_tensor(sylvester(n), device=p.device, dtype=p.dtype)
-        rows = (h1[k // n][:, :, None] * h1[k % n][:, None, :]).reshape(m, size)
-        if not torch.equal(rows, h):
+    h1 = to_tensor(sylvester(n), device=p.device, dtype=torch.float64) if verify else None
+    parts = []
+    for start in range(0, m, block):
+        q = p[start:start + block].to(torch.float64)
+        lo, hi = q.amin(1), q.amax(1)
+        mid = 0.5 * (lo + hi)
+        const = (hi - lo) <= tol
+        h = torch.where(q >= mid[:, None], 1.0, -1.0).to(q.dtype)
+        h[const] = 1.0
+        # two levels per row: cheap, checked even when the basis is trusted
+        dev = torch.minimum((q - lo[:, None]).abs(), (q - hi[:, None]).abs())
+        if float(dev.amax()) > tol:
             return None
-    a = torch.where(const, torch.zeros_like(mid), mid)
-    c = torch.where(const, lo, 0.5 * (hi - lo) * s0)
+        del dev
+        s0 = h[:, 0].clone()
+        h = h * s0[:, None]
+        k = ((h[:, powers] < 0).long() * powers).sum(1)
+        if verify:
+            rows = (h1[k // n][:, :, None] * h1[k % n][:, None, :]).reshape(len(q), size)
+            if not torch.equal(rows, h):
+                return None
+        a = torch.where(const, torch.zeros_like(mid), mid)
+        c = torch.where(const, lo, 0.5 * (hi - lo) * s0)
+        parts.append((k, a, c))
+    k, a, c = (torch.cat(t) for t in zip(*parts))
     return k, a, c
