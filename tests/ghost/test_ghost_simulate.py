@@ -119,3 +119,20 @@ def test_bad_arguments(obj, kwargs, match):
 def test_shape_mismatch(obj):
     with pytest.raises(ValueError, match="mask size"):
         simulate_buckets(obj, hadamard_patterns(8))
+
+
+@pytest.mark.parametrize("kind", ["binary", "differential"])
+def test_masks_simulated_in_chunks_draw_the_same_stream(kind, monkeypatch):
+    # the masks are simulated _CHUNK at a time (memory): the mask errors and counts must be
+    # those of one pass over the whole set (the random stream drawn in the same order)
+    from torchscope.ghost import _simulate
+
+    P = hadamard_patterns(16, ratio=0.7, kind=kind).astype(np.float32)
+    obj = np.random.default_rng(2).random((3, 16, 16))
+    noisy = {"mask_error": 0.05, "photons": 500, "read_noise": 1.0, "blur": 0.3,
+             "modulation_depth": 0.8}
+    monkeypatch.setattr(_simulate, "_CHUNK", 10_000)
+    once = simulate_buckets(obj, P, rng=4, **noisy), simulate_buckets(obj, P)
+    monkeypatch.setattr(_simulate, "_CHUNK", 7)
+    np.testing.assert_array_equal(simulate_buckets(obj, P, rng=4, **noisy), once[0])
+    np.testing.assert_allclose(simulate_buckets(obj, P), once[1], rtol=1e-12)

@@ -410,12 +410,12 @@ def test_batches_follow_the_rule_with_neighbour_lists(case):
 def test_ramps_formed_per_batch_give_the_same_run(problem, refinement, monkeypatch):
     # beyond RAMP_BYTES (large scans) the engine keeps only the separable factors of the
     # sub-pixel ramps and forms each batch's when it runs; the iterations must not change
-    obj, probe, pos, data, roi = problem
+    _, _, pos, data, _ = problem
     rng = np.random.default_rng(9)
     moved = ptycho.PtychoData(data.patterns, pos + rng.uniform(-0.5, 0.5, pos.shape),
                               data.geometry)
-    options = dict(iterations=25, seed=0, position_refinement=refinement, refine_start=5,
-                   device="cpu")
+    options = {"iterations": 25, "seed": 0, "position_refinement": refinement,
+               "refine_start": 5, "device": "cpu"}
     kept = ptycho.reconstruct(moved, **options)
     monkeypatch.setattr(_engines, "RAMP_BYTES", 0)
     formed = ptycho.reconstruct(moved, **options)
