@@ -90,3 +90,21 @@ def test_simulate_errors(rng):
         ptycho.simulate(obj[None], probe, [[0.0, 0.0]])
     with pytest.raises(ValueError, match="probe holds NaN"):
         ptycho.simulate(obj, np.full((32, 32), np.nan), [[0.0, 0.0]])
+
+
+def test_chunks_do_not_change_the_patterns(monkeypatch):
+    # the patterns are computed and counted _CHUNK positions at a time (memory): the Poisson
+    # draws must be those of one call over all patterns, in the same order
+    from torchscope.ptycho import _simulate
+
+    rng = np.random.default_rng(1)
+    obj = np.exp(1j * rng.uniform(0, 1, (48, 48))).astype(np.complex64)
+    probe = ptycho.make_probe(16, diameter_px=8, edge_px=2, modes=2)
+    pos = ptycho.raster_positions(5, 3.0, jitter_px=0.7, rng=2)
+    monkeypatch.setattr(_simulate, "_CHUNK", 10_000)
+    once = ptycho.simulate(obj, probe, pos, photons=1e5, rng=3).patterns
+    clean = ptycho.simulate(obj, probe, pos).patterns
+    monkeypatch.setattr(_simulate, "_CHUNK", 4)
+    np.testing.assert_array_equal(ptycho.simulate(obj, probe, pos, photons=1e5, rng=3).patterns,
+                                  once)
+    np.testing.assert_array_equal(ptycho.simulate(obj, probe, pos).patterns, clean)

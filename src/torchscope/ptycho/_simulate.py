@@ -16,7 +16,7 @@ from torchscope.ptycho._frames import (
 DEFAULT_ENERGY_EV = 1020.0
 DEFAULT_DISTANCE_M = 0.75
 DEFAULT_PIXEL_M = 20e-6
-_CHUNK = 256
+_CHUNK = 64
 
 
 def _intensities(obj, probe, positions, device):
@@ -43,7 +43,7 @@ def _intensities(obj, probe, positions, device):
     spectrum = torch.fft.fft2(p)
     ar_y = torch.arange(ny, device=dev)
     ar_x = torch.arange(nx, device=dev)
-    out = []
+    out = np.empty((len(positions), ny, nx))  # filled chunk by chunk (no list to concatenate)
     for s in range(0, len(positions), _CHUNK):
         k = whole[s:s + _CHUNK]
         rows = (k[:, 0, None] + ar_y)[:, :, None]
@@ -53,8 +53,8 @@ def _intensities(obj, probe, positions, device):
         shifted = torch.fft.ifft2(spectrum[None] * (ry[:, None, :, None] * rx[:, None, None, :]))
         far = torch.fft.fft2(shifted * crops[:, None], norm="ortho")
         inten = (far.real.square() + far.imag.square()).sum(1)
-        out.append(to_numpy(torch.fft.fftshift(inten, dim=(-2, -1))))
-    return np.concatenate(out)
+        out[s:s + _CHUNK] = to_numpy(torch.fft.fftshift(inten, dim=(-2, -1)))
+    return out
 
 
 def simulate(obj, probe, positions, *, photons=None, geometry=None, rng=None, device=None):
@@ -110,9 +110,15 @@ def simulate(obj, probe, positions, *, photons=None, geometry=None, rng=None, de
 
     inten = _intensities(o, p, pos, device)
     scale = 1.0
-    if photons is not None:
+    if photons is None:
+        patterns = inten.astype(np.float32)
+    else:
         scale = float(photons) / float(inten.sum(axis=(1, 2)).mean())
-        inten = check_rng(rng).poisson(inten * scale)
-    patterns = inten.astype(np.float32)
+        gen = check_rng(rng)
+        # chunk by chunk into the float32 result: the same draws, in the same order, as one
+        # call over all patterns, without its float64 and int64 full-size copies
+        patterns = np.empty(inten.shape, dtype=np.float32)
+        for start in range(0, len(inten), _CHUNK):
+            patterns[start:start + _CHUNK] = gen.poisson(inten[start:start + _CHUNK] * scale)
     meta = {"simulated": True, "photons": photons, "scale": scale, "modes": p.shape[0]}
     return PtychoData(patterns=patterns, positions_px=pos, geometry=geometry, metadata=meta)
