@@ -406,17 +406,19 @@ def test_batches_follow_the_rule_with_neighbour_lists(case):
     assert _engines._groups(pos, win, n, seed=0)[1] == [case == "far apart"]
 
 
-@pytest.mark.parametrize("refinement", [None, "adam"])
-def test_ramps_formed_per_batch_give_the_same_run(problem, refinement, monkeypatch):
+@pytest.mark.parametrize(("refinement", "modes"), [(None, 1), ("adam", 1), (None, 2)])
+def test_ramps_formed_per_batch_give_the_same_run(problem, refinement, modes, monkeypatch):
     # beyond RAMP_BYTES (large scans) the engine keeps only the separable factors of the
     # sub-pixel ramps and forms each batch's when it runs; the iterations must not change
+    # (two modes: the L-BFGS finish, which reads the ramps too)
     _, _, pos, data, _ = problem
     rng = np.random.default_rng(9)
     moved = ptycho.PtychoData(data.patterns, pos + rng.uniform(-0.5, 0.5, pos.shape),
                               data.geometry)
-    options = {"iterations": 25, "seed": 0, "position_refinement": refinement,
-               "refine_start": 5, "device": "cpu"}
+    options = {"iterations": 25 if modes == 1 else 60, "seed": 0, "modes": modes,
+               "position_refinement": refinement, "refine_start": 5, "device": "cpu"}
     kept = ptycho.reconstruct(moved, **options)
+    assert kept.options["finish"] == ("lbfgs" if modes == 2 else None)
     monkeypatch.setattr(_engines, "RAMP_BYTES", 0)
     formed = ptycho.reconstruct(moved, **options)
     np.testing.assert_array_equal(formed.obj, kept.obj)
