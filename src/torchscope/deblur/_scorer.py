@@ -170,7 +170,8 @@ def sha256(path):
 
 @functools.lru_cache(maxsize=4)
 def _cached_scorer(path, stamp, device):
-    return load_scorer(path, device=device)
+    # channels-last once, for scoring (see cnn_scores)
+    return load_scorer(path, device=device).to(memory_format=torch.channels_last)
 
 
 def _scorer_for(weights, device):
@@ -192,7 +193,7 @@ def cnn_scores(gray, boxes, *, weights=None, device=None, batch_size=None):
     from torchscope.backend import get_device, to_numpy, to_tensor
 
     dev = get_device(device)
-    model = _scorer_for(weights, dev).to(memory_format=torch.channels_last)
+    model = _scorer_for(weights, dev)
     if batch_size is None:
         batch_size = 8 if dev.type == "cpu" else 32
     sizes = set(boxes[:, 2].tolist()) | set(boxes[:, 3].tolist())

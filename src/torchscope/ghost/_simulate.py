@@ -106,7 +106,7 @@ def simulate_buckets(obj, patterns, *, modulation_depth=1.0, mask_error=0.0, blu
             return mean
         return gen.poisson(np.clip(mean, 0.0, None) * photons).astype(np.float64)
 
-    if any((p[i:i + _CHUNK] < 0).any() for i in range(0, m, _CHUNK)):
+    if p.min() < 0:
         buckets = measure(1.0) - measure(-1.0)
     else:
         buckets = measure(1.0)
